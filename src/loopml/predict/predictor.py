@@ -1,0 +1,86 @@
+"""The ``Predictor``: the one interface every serving pattern calls.
+
+A columnar batch goes in (a mapping of column name to values, a pandas DataFrame or
+an Arrow table), arrays come out. Serving never sees the framework behind it. The
+lifecycle is explicit: ``load()`` makes it ready, ``unload()`` releases it, and using
+an unloaded predictor is an error that says why.
+
+Output convention (by ``signature.task``):
+
+- ``binary``: shape ``(n,)``, probability of the positive class;
+- ``multiclass``: shape ``(n, k)``, class probabilities in ``signature.classes`` order;
+- ``regression``: shape ``(n,)``, the predicted value.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from loopml.core.errors import NotFittedError
+from loopml.core.signature import Signature
+
+
+class Predictor(ABC):
+    """Columnar batch in, arrays out. Subclasses implement ``_load`` and ``_predict``."""
+
+    flavour: str = "base"
+
+    def __init__(self, signature: Signature, name: str = "model", version: int = 0) -> None:
+        self.signature = signature
+        self.name = name
+        self.version = version
+        self._ready = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def load(self) -> Predictor:
+        """Make the predictor ready to serve; idempotent."""
+        if not self._ready:
+            self._load()
+            self._ready = True
+        return self
+
+    def unload(self) -> None:
+        """Release the model; the predictor must be loaded again before use."""
+        self._unload()
+        self._ready = False
+
+    def _load(self) -> None:
+        """Override when loading does real work (e.g. opening an ONNX session)."""
+
+    def _unload(self) -> None:
+        """Override to release resources."""
+
+    # -- prediction ----------------------------------------------------------------------
+    def predict(self, batch: Mapping[str, Any] | Any) -> np.ndarray:
+        """Validate ``batch`` against the signature and predict every row."""
+        if not self._ready:
+            raise NotFittedError(
+                f"predictor {self.name} v{self.version} is not loaded; call .load() first"
+            )
+        columns = self.signature.validate(batch)
+        n = len(next(iter(columns.values()))) if columns else 0
+        if n == 0:
+            shape = (0, len(self.signature.classes or ())) if self.signature.task == "multiclass" else (0,)
+            return np.zeros(shape, dtype=np.float64)
+        return self._predict(columns)
+
+    def predict_one(self, row: Mapping[str, Any]) -> Any:
+        """Predict a single row given as ``{feature: value}``."""
+        out = self.predict({k: [v] for k, v in row.items()})
+        return out[0]
+
+    @abstractmethod
+    def _predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """Predict from validated columns in signature order."""
+
+    def __repr__(self) -> str:
+        state = "ready" if self._ready else "not loaded"
+        return f"{type(self).__name__}({self.name!r}, version={self.version}, {state})"
