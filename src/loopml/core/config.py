@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopml.core.errors import ConfigError, did_you_mean
+from loopml.core.errors import ConfigError, ValidationError, did_you_mean
 from loopml.core.names import check_name
 
 CONFIG_FILE = "loopml.toml"
@@ -93,7 +93,10 @@ class ProjectConfig:
         data = dict(data)
         project = _table(data.pop("project", {}), "project")
         _known(project, {"name"}, "project")
-        name = check_name(project.get("name", "loopml"), "project.name")
+        try:
+            name = check_name(project.get("name", "loopml"), "project.name")
+        except ValidationError as exc:
+            raise ConfigError(exc.message, key="project.name") from None
         storage = _section(StorageConfig, data.pop("storage", {}), "storage")
         serve = _section(ServeConfig, data.pop("serve", {}), "serve")
         cfg = cls(root=root, name=name, storage=storage, serve=serve, sections=data)

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from loopml.core.errors import IntegrityError, NotFoundError, ValidationError
 from loopml.core.hashing import sha256_bytes, sha256_file
 
 
 def _check_key(key: str) -> str:
-    parts = PurePosixPath(key).parts
-    if not parts or key.startswith("/") or any(p in ("..", ".", "") for p in parts) or "\\" in key:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("..", ".", "") for p in parts) or "\\" in key:
         raise ValidationError(
             f"artifact key {key!r} is not allowed: use a relative path without '..'",
             field="key",
