@@ -178,10 +178,10 @@ def get_schema(event_type: str, version: int | None = None) -> EventSchema:
 
     >>> get_schema("impression").version
     2
-    >>> get_schema("impresion")
+    >>> get_schema("impresion")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    loopml.core.errors.NotFoundError: unknown event type 'impresion'; did you mean 'impression'? valid: 'click', 'conversion', 'feedback', 'impression', 'item', 'prediction', 'user'
+    loopml.core.errors.NotFoundError: unknown event type 'impresion'; did you mean 'impression'? ...
     """
     versions = [s for s in _SCHEMAS if s.event_type == event_type]
     if not versions:
@@ -199,3 +199,65 @@ def get_schema(event_type: str, version: int | None = None) -> EventSchema:
         f"event type {event_type!r} has no schema version {version}; {have} exist",
         field="schema_version",
     )
+
+
+def versions(event_type: str) -> list[EventSchema]:
+    """Every schema version of ``event_type``, oldest first.
+
+    >>> [s.version for s in versions("impression")]
+    [1, 2]
+    """
+    get_schema(event_type)  # raises with a did-you-mean for an unknown type
+    return sorted((s for s in _SCHEMAS if s.event_type == event_type), key=lambda s: s.version)
+
+
+def all_fields(event_type: str) -> dict[str, Field]:
+    """The union of fields over every version, in first-seen order (what the SQL view exposes).
+
+    >>> list(all_fields("impression"))[-1]
+    'device'
+    """
+    out: dict[str, Field] = {}
+    for schema in versions(event_type):
+        for f in schema.fields:
+            out.setdefault(f.name, f)
+    return out
+
+
+def introduced_in(event_type: str, field: str) -> int:
+    """The first schema version that has ``field``.
+
+    >>> introduced_in("impression", "device")
+    2
+    """
+    for schema in versions(event_type):
+        if field in schema.columns:
+            return schema.version
+    raise NotFoundError(
+        f"event {event_type} has no field {field!r} in any schema version; "
+        f"{did_you_mean(field, list(all_fields(event_type)))}",
+        field=field,
+    )
+
+
+#: DuckDB column type for each schema type, used to type empty views and casts.
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "float64": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMPTZ",
+}
+
+
+def arrow_type(type_name: str):  # noqa: ANN201 - pyarrow is imported lazily
+    """The Arrow type stored in Parquet for a schema type (timestamps: microseconds, UTC)."""
+    import pyarrow as pa
+
+    return {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }[type_name]

@@ -16,16 +16,24 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from loopml.core.errors import NotFittedError
 from loopml.core.signature import Signature
 
+if TYPE_CHECKING:
+    from loopml.registry.records import ModelVersion
+
 
 class Predictor(ABC):
-    """Columnar batch in, arrays out. Subclasses implement ``_load`` and ``_predict``."""
+    """Columnar batch in, arrays out. Subclasses implement ``_load`` and ``_predict``.
+
+    ``model_version`` is the registry record the predictor was loaded from (set by
+    :func:`loopml.predict.load_predictor`), so serving can report exactly which
+    artifact, by hash, answered a request.
+    """
 
     flavour: str = "base"
 
@@ -33,7 +41,13 @@ class Predictor(ABC):
         self.signature = signature
         self.name = name
         self.version = version
+        self.model_version: ModelVersion | None = None
         self._ready = False
+
+    @property
+    def sha256(self) -> str | None:
+        """The verified artifact hash when loaded from the registry, else None."""
+        return self.model_version.sha256 if self.model_version is not None else None
 
     # -- lifecycle ---------------------------------------------------------------------
     @property
@@ -61,19 +75,30 @@ class Predictor(ABC):
     # -- prediction ----------------------------------------------------------------------
     def predict(self, batch: Mapping[str, Any] | Any) -> np.ndarray:
         """Validate ``batch`` against the signature and predict every row."""
+        self._check_ready()
+        columns = self.signature.validate(batch)
+        n = len(next(iter(columns.values()))) if columns else 0
+        if n == 0:
+            return np.zeros(self._empty_shape(), dtype=np.float64)
+        return self._predict(columns)
+
+    def _empty_shape(self) -> tuple[int, ...]:
+        if self.signature.task == "multiclass":
+            return (0, len(self.signature.classes or ()))
+        return (0,)
+
+    def _check_ready(self) -> None:
         if not self._ready:
             raise NotFittedError(
                 f"predictor {self.name} v{self.version} is not loaded; call .load() first"
             )
-        columns = self.signature.validate(batch)
-        n = len(next(iter(columns.values()))) if columns else 0
-        if n == 0:
-            shape = (0, len(self.signature.classes or ())) if self.signature.task == "multiclass" else (0,)
-            return np.zeros(shape, dtype=np.float64)
-        return self._predict(columns)
 
     def predict_one(self, row: Mapping[str, Any]) -> Any:
-        """Predict a single row given as ``{feature: value}``."""
+        """Predict a single row given as ``{feature: value}``.
+
+        Returns a float (binary, regression) or a 1-D array (multiclass). Flavours with
+        a faster single-row path override this and must agree with :meth:`predict`.
+        """
         out = self.predict({k: [v] for k, v in row.items()})
         return out[0]
 

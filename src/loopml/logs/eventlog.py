@@ -1,0 +1,403 @@
+"""The event log: validated, de-duplicated events in Parquet, queried with SQL (seed 000 §4.3).
+
+Layout under the root (a local directory or any fsspec URL)::
+
+    <root>/<event_type>/date=YYYY-MM-DD/part-<uuid>.parquet      one file per batch, day, version
+    <root>/_dead_letter/date=YYYY-MM-DD/part-<uuid>.parquet      rejected rows, as JSON + reason
+
+Rows are validated column-wise against the schema version they declare; rejected rows
+go to the dead-letter log with the reason, so nothing is silently dropped. Redelivered
+events (same ``event_id``) are dropped at write time within the batch and against the
+days already stored, and the SQL views de-duplicate again, so a race between two
+writers still counts each event once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loopml.core.clock import utcnow
+from loopml.core.errors import ValidationError
+from loopml.logs.files import LogFiles
+from loopml.logs.progress import progress_bar
+from loopml.logs.schemas import SQL_TYPES, all_fields, arrow_type, event_types
+from loopml.logs.validation import VERSION_COLUMN, validate
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+    from loopml.core.config import ProjectConfig
+
+DEAD_LETTER = "_dead_letter"
+_DAY_US = 86_400_000_000
+_DEAD_COLUMNS = {
+    "received_at": "TIMESTAMPTZ",
+    "event_type": "VARCHAR",
+    "source": "VARCHAR",
+    "reason": "VARCHAR",
+    "row": "VARCHAR",
+}
+
+
+@dataclass
+class IngestResult:
+    """What one append or file ingest did; ``reasons`` counts rejected rows per reason."""
+
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    dead_letter_path: str | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def add(self, other: IngestResult) -> None:
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.duplicates += other.duplicates
+        self.files.extend(other.files)
+        for reason, count in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + count
+
+    def __str__(self) -> str:
+        text = f"accepted {self.accepted}, rejected {self.rejected}, duplicates {self.duplicates}"
+        if self.dead_letter_path:
+            text += f"; rejected rows in {self.dead_letter_path}"
+        return text
+
+
+class EventLog:
+    """Append, ingest and query events under one root.
+
+    >>> import tempfile
+    >>> log = EventLog(tempfile.mkdtemp())
+    >>> log.append("click", [{"event_id": "c1", "ts": "2026-01-01T10:00:00Z",
+    ...     "impression_id": "i1", "user_id": "u1", "item_id": "x1"}]).accepted
+    1
+    >>> int(log.sql("SELECT count(*) AS n FROM click")["n"].iloc[0])
+    1
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.files = LogFiles(root)
+
+    @classmethod
+    def from_config(cls, cfg: ProjectConfig) -> EventLog:
+        """The project's event log (``[storage] events``)."""
+        return cls(cfg.path("events"))
+
+    def __repr__(self) -> str:
+        return f"EventLog({self.root!r})"
+
+    # -- writing -----------------------------------------------------------------------
+    def append(
+        self,
+        event_type: str,
+        data: pd.DataFrame | list[dict[str, Any]],
+        *,
+        source: str = "python",
+        progress: bool = False,
+    ) -> IngestResult:
+        """Validate and store rows of one event type; rejected rows go to the dead-letter log."""
+        frame = _as_frame(data)
+        result, rejects = self._append(event_type, frame, source, progress)
+        if rejects is not None:
+            result.dead_letter_path = self._write_dead_letters(rejects)
+        return result
+
+    def ingest_file(
+        self, path: str, event_type: str | None = None, format: str | None = None
+    ) -> IngestResult:
+        """Load a CSV / JSON-lines / Parquet file; the type comes from an ``event_type`` column
+        when not given. Unparseable lines are dead-lettered, not fatal."""
+        import pandas as pd
+
+        from loopml.logs.readers import read_events
+
+        frame, unreadable = read_events(path, format)
+        source = f"file:{path}"
+        result = IngestResult()
+        rejects = []
+        if unreadable is not None:
+            kind = event_type or "(unparsed)"
+            rejects.append(
+                _dead_rows(None, kind, unreadable["reason"], source, raw=unreadable["row"].tolist())
+            )
+            _count(result, unreadable["reason"])
+        if event_type is not None:
+            groups = [(event_type, frame)]
+        elif "event_type" not in frame.columns:
+            raise ValidationError(
+                f"{path} has no 'event_type' column, so the type of its rows is unknown; "
+                "pass event_type (CLI: --type impression) or add the column",
+                field="event_type",
+            )
+        else:
+            kinds = frame["event_type"].astype("str").fillna("(missing)")
+            groups = [(str(k), g) for k, g in frame.groupby(kinds, sort=True)]
+        for kind, group in groups:
+            part, bad = self._append(kind, group, source, progress=False)
+            result.add(part)
+            if bad is not None:
+                rejects.append(bad)
+        if rejects:
+            result.dead_letter_path = self._write_dead_letters(pd.concat(rejects))
+        return result
+
+    def _append(
+        self, event_type: str, frame: pd.DataFrame, source: str, progress: bool
+    ) -> tuple[IngestResult, pd.DataFrame | None]:
+        import numpy as np
+        import pandas as pd
+
+        result = IngestResult()
+        frame, wrong_type = _split_event_type_column(frame, event_type)
+        checked = validate(frame, event_type)
+        dead: list[pd.DataFrame] = []
+        if wrong_type is not None:
+            dead.append(_dead_rows(wrong_type[0], event_type, wrong_type[1], source))
+        if checked.rejected is not None:
+            dead.append(_dead_rows(checked.rejected, event_type, checked.reasons, source))
+        for part in dead:
+            _count(result, part["reason"])
+        if not checked.valid:
+            return result, (pd.concat(dead) if dead else None)
+
+        frames, jobs = checked.valid, []
+        ids = pd.concat([f["event_id"] for f in frames.values()], ignore_index=True)
+        dup = ids.duplicated(keep="first").to_numpy()
+        offset = 0
+        for part in frames.values():
+            keep = ~dup[offset : offset + len(part)]
+            offset += len(part)
+            part = part[keep] if not keep.all() else part
+            micros = part["ts"].to_numpy("datetime64[us]").astype(np.int64)
+            if (np.diff(micros) < 0).any():  # logs usually arrive in time order: skip the sort
+                order = np.argsort(micros, kind="stable")
+                part, micros = part.iloc[order], micros[order]
+            day = micros // _DAY_US
+            bounds = np.flatnonzero(np.diff(day)) + 1
+            for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(day)], strict=True):
+                jobs.append((int(day[lo]), part.iloc[lo:hi]))
+        result.duplicates = int(dup.sum())
+        seen = self._stored_ids(event_type, {d for d, _ in jobs})
+        if seen:
+            fresh = [
+                (d, rows[~_isin(rows["event_id"], seen[d])] if d in seen else rows)
+                for d, rows in jobs
+            ]
+            result.duplicates += sum(len(r) for _, r in jobs) - sum(len(r) for _, r in fresh)
+            jobs = [(d, rows) for d, rows in fresh if len(rows)]
+        with progress_bar(len(jobs), f"writing {event_type}", progress) as advance:
+            for d, rows in jobs:
+                result.files.append(self._write_partition(event_type, d, rows))
+                result.accepted += len(rows)
+                advance(1)
+        return result, (pd.concat(dead) if dead else None)
+
+    def _write_partition(self, event_type: str, day: int, rows: pd.DataFrame) -> str:
+        import pyarrow as pa
+
+        union = all_fields(event_type)
+        schema = pa.schema(
+            [pa.field(c, arrow_type(union[c].type)) for c in rows.columns if c in union]
+            + [pa.field(VERSION_COLUMN, pa.int64())]
+        )
+        table = pa.Table.from_pandas(rows, schema=schema, preserve_index=False)
+        return self.files.write(f"{event_type}/date={_date(day)}", table)
+
+    def _stored_ids(self, event_type: str, days: set[int]) -> dict[int, Any]:
+        """Event ids already stored per day (a redelivery carries the same ts, so the same day)."""
+        import pyarrow as pa
+
+        out = {}
+        for d in sorted(days):
+            paths = self.files.glob(f"{event_type}/date={_date(d)}/*.parquet")
+            if paths:
+                cols = [self.files.read(p, ["event_id"]).column("event_id") for p in paths]
+                out[d] = pa.chunked_array([c for col in cols for c in col.chunks], pa.string())
+        return out
+
+    def _write_dead_letters(self, rows: pd.DataFrame) -> str:
+        import pyarrow as pa
+
+        rows = rows.reset_index(drop=True)
+        schema = pa.schema(
+            [("received_at", pa.timestamp("us", tz="UTC"))]
+            + [(c, pa.string()) for c in ("event_type", "source", "reason", "row")]
+        )
+        table = pa.Table.from_pandas(rows[list(_DEAD_COLUMNS)], schema=schema, preserve_index=False)
+        return self.files.write(f"{DEAD_LETTER}/date={utcnow().date().isoformat()}", table)
+
+    # -- reading -----------------------------------------------------------------------
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with one de-duplicated view per event type plus ``dead_letter``.
+
+        Views union every schema version by column name; a column a version lacks reads
+        as NULL. Timestamps are UTC.
+        """
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        if not self.files.local:
+            con.register_filesystem(self.files.fs)
+        for kind in event_types():
+            con.execute(f'CREATE VIEW "{kind}" AS {self._view_sql(con, kind)}')
+        dead = self.files.glob(f"{DEAD_LETTER}/*/*.parquet")
+        if dead:
+            body = f"SELECT * FROM {_read_sql(self.files, DEAD_LETTER)}"
+        else:
+            body = _empty_select(_DEAD_COLUMNS)
+        con.execute(f"CREATE VIEW dead_letter AS {body}")
+        return con
+
+    def _view_sql(self, con: duckdb.DuckDBPyConnection, kind: str) -> str:
+        union = {name: SQL_TYPES[f.type] for name, f in all_fields(kind).items()}
+        union[VERSION_COLUMN] = "BIGINT"
+        if not self.files.glob(f"{kind}/*/*.parquet"):
+            return _empty_select(union)
+        source = _read_sql(self.files, kind)
+        stored = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        select = [
+            f'"{c}"' if c in stored else f'CAST(NULL AS {t}) AS "{c}"' for c, t in union.items()
+        ]
+        select += [f'"{c}"' for c in stored if c not in union]
+        return (
+            f"SELECT {', '.join(select)} FROM {source} "
+            "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY ts) = 1"
+        )
+
+    def sql(self, query: str) -> pd.DataFrame:
+        """Run SQL over the views and return a DataFrame (empty for statements without rows)."""
+        import duckdb
+        import pandas as pd
+
+        con = self.connect()
+        try:
+            rel = con.sql(query)
+            return rel.df() if rel is not None else pd.DataFrame()
+        except duckdb.Error as exc:
+            raise ValidationError(
+                f"SQL failed: {exc}. Tables: {', '.join(event_types())}, dead_letter; "
+                "see columns with DESCRIBE <table>",
+                field="query",
+            ) from None
+        finally:
+            con.close()
+
+    def dead_letters(self) -> pd.DataFrame:
+        """Every rejected row: when, type, source, reason (field and fix), the row as JSON."""
+        return self.sql("SELECT * FROM dead_letter ORDER BY received_at, event_type")
+
+    def counts(self) -> dict[str, int]:
+        """Distinct events per type (redeliveries count once); types never written count 0."""
+        stored = [k for k in event_types() if self.files.glob(f"{k}/*/*.parquet")]
+        out = dict.fromkeys(event_types(), 0)
+        if stored:
+            query = " UNION ALL ".join(f"SELECT '{k}', count(*) FROM \"{k}\"" for k in stored)
+            con = self.connect()
+            try:
+                out.update({k: int(n) for k, n in con.execute(query).fetchall()})
+            finally:
+                con.close()
+        return out
+
+    def partitions(self, event_type: str) -> dict[str, list[str]]:
+        """``{YYYY-MM-DD: [files]}`` for one event type, oldest day first."""
+        out: dict[str, list[str]] = {}
+        for path in self.files.glob(f"{event_type}/*/*.parquet"):
+            day = path.rsplit("/", 2)[-2].removeprefix("date=")
+            out.setdefault(day, []).append(path)
+        return dict(sorted(out.items()))
+
+
+def _as_frame(data: Any) -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, list | tuple) and all(isinstance(r, dict) for r in data):
+        return pd.DataFrame(list(data))
+    raise ValidationError(
+        f"data must be a pandas DataFrame or a list of dicts (one per event), got "
+        f"{type(data).__name__}",
+        field="data",
+    )
+
+
+def _split_event_type_column(frame: pd.DataFrame, event_type: str) -> tuple[pd.DataFrame, Any]:
+    """Drop an ``event_type`` column; rows whose value disagrees are rejected, not rewritten."""
+    if "event_type" not in frame.columns:
+        return frame, None
+    mismatch = frame["event_type"].notna() & (frame["event_type"].astype("str") != event_type)
+    rest = frame.drop(columns=["event_type"])
+    if not mismatch.any():
+        return rest, None
+    reason = (
+        f"event_type column disagrees with the requested type {event_type!r}; "
+        "ingest it without --type or fix the column"
+    )
+    import pandas as pd
+
+    return rest[~mismatch], (frame[mismatch], pd.Series(reason, index=frame.index[mismatch]))
+
+
+def _dead_rows(
+    rows: pd.DataFrame | None,
+    event_type: str,
+    reasons: Any,
+    source: str,
+    raw: list[str] | None = None,
+) -> pd.DataFrame:
+    """Rejected rows in dead-letter form; ``raw`` is the text of lines that never parsed."""
+    import pandas as pd
+
+    if raw is not None:
+        json_rows = raw
+    else:
+        text = rows.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
+        json_rows = text.splitlines()
+    return pd.DataFrame(
+        {
+            "received_at": pd.Series([utcnow()] * len(json_rows), dtype="datetime64[us, UTC]"),
+            "event_type": event_type,
+            "source": source,
+            "reason": list(reasons),
+            "row": json_rows,
+        }
+    )
+
+
+def _count(result: IngestResult, reasons: pd.Series) -> None:
+    result.rejected += len(reasons)
+    for reason, n in reasons.value_counts().items():
+        result.reasons[str(reason)] = result.reasons.get(str(reason), 0) + int(n)
+
+
+def _isin(values: pd.Series, value_set: Any) -> Any:
+    """Arrow's hash-based membership test (pandas' ``isin`` on strings loops in Python)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    mask = pc.is_in(pa.array(values, pa.string()), value_set=value_set.combine_chunks())
+    return mask.to_numpy(zero_copy_only=False)
+
+
+def _date(day: int) -> str:
+    import datetime as dt
+
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=int(day))).isoformat()
+
+
+def _read_sql(files: LogFiles, kind: str) -> str:
+    """``read_parquet`` over every day of one type (columns unioned by name across versions)."""
+    path = files.path(f"{kind}/*/*.parquet").replace("'", "''")
+    return f"read_parquet('{path}', union_by_name = true, hive_partitioning = false)"
+
+
+def _empty_select(columns: dict[str, str]) -> str:
+    cols = ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in columns.items())
+    return f"SELECT {cols} WHERE false"

@@ -1,0 +1,138 @@
+"""The online prediction service: ``create_app(cfg)`` and ``run(cfg, ...)``.
+
+One ASGI app serves every model of the project on one port. The prediction routes
+are plain ASGI handlers (:mod:`.handlers`) in front of a Starlette app for the rest
+(:mod:`.routes`); the gRPC V2 service runs beside it on ``[online] grpc_port``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from loopml.core.config import ProjectConfig
+from loopml.core.errors import LoopmlError, NotFoundError
+from loopml.serve.online.handlers import dispatch, match
+from loopml.serve.online.repository import ModelSource
+from loopml.serve.online.state import ServerState
+
+log = logging.getLogger("loopml.serve.online")
+
+_PROJECT_ENV = "LOOPML_SERVE_PROJECT"
+_OVERRIDES_ENV = "LOOPML_SERVE_OVERRIDES"
+
+
+class OnlineApp:
+    """The ASGI callable: hot prediction routes first, everything else to Starlette."""
+
+    def __init__(self, state: ServerState, inner: Any) -> None:
+        self.state = state
+        self.inner = inner
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            found = match(scope["method"], scope["path"])
+            if found is not None:
+                await dispatch(self.state, found[0], found[1], scope, receive, send)
+                return
+        await self.inner(scope, receive, send)
+
+
+def create_app(cfg: ProjectConfig, source: ModelSource | None = None, *, grpc: bool = True) -> Any:
+    """Build the app for a project (models from its registry unless ``source`` is given)."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+
+    from loopml.serve.online.responses import error_status_body
+    from loopml.serve.online.routes import JSONResponse, routes
+
+    state = ServerState(cfg, source, grpc=grpc)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        await state.startup()
+        try:
+            yield
+        finally:
+            await state.shutdown()
+
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        status, body = error_status_body(exc)
+        return JSONResponse(body, status)
+
+    async def on_http(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            body = {"error": f"no route {request.method} {request.url.path}; see /docs"}
+        elif exc.status_code == 405:
+            body = {"error": f"method {request.method} is not allowed on {request.url.path}"}
+        else:
+            body = {"error": str(exc.detail)}
+        return JSONResponse(body, exc.status_code)
+
+    route_list = routes() + _edge_routes(cfg)
+    inner = Starlette(
+        routes=route_list,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: on_http, LoopmlError: on_error, Exception: on_error},
+    )
+    inner.state.loopml = state
+    app = OnlineApp(state, inner)
+    return app
+
+
+def _edge_routes(cfg: ProjectConfig) -> list[Any]:
+    """The edge engineer's bundle-update routes, when that module is installed."""
+    try:
+        from loopml.serve.edge.updates import edge_routes
+    except ImportError:
+        return []
+    try:
+        found = edge_routes(cfg) if callable(edge_routes) else edge_routes
+    except Exception as exc:  # noqa: BLE001 - edge updates must not stop online serving
+        log.error("edge update routes unavailable: %s", exc)
+        return []
+    return list(found)
+
+
+def app_from_env() -> Any:
+    """Factory for ``uvicorn --factory`` worker processes (``run`` with workers > 1)."""
+    root = os.environ.get(_PROJECT_ENV)
+    if not root:
+        raise NotFoundError(f"{_PROJECT_ENV} is not set; start the server with `loopml serve`")
+    cfg = ProjectConfig.load(root)
+    overrides = os.environ.get(_OVERRIDES_ENV, "")
+    if overrides:
+        host, port = overrides.split(",")
+        cfg = _with_address(cfg, host, int(port))
+    return create_app(cfg)
+
+
+def _with_address(cfg: ProjectConfig, host: str, port: int, workers: int | None = None) -> Any:
+    serve = dataclasses.replace(cfg.serve, host=host, port=port,
+                                workers=workers or cfg.serve.workers)
+    return dataclasses.replace(cfg, serve=serve)
+
+
+def run(cfg: ProjectConfig, host: str | None = None, port: int | None = None,
+        workers: int | None = None) -> None:
+    """Serve until interrupted (what ``loopml serve`` calls)."""
+    import uvicorn
+
+    host = host or cfg.serve.host
+    port = port if port is not None else cfg.serve.port
+    workers = workers or cfg.serve.workers
+    common: dict[str, Any] = dict(
+        host=host, port=port, loop="auto", http="auto", access_log=False, lifespan="on",
+        log_level="info", server_header=False,
+    )
+    if workers == 1:
+        uvicorn.run(create_app(_with_address(cfg, host, port, workers)), **common)
+        return
+    os.environ[_PROJECT_ENV] = str(cfg.root)
+    os.environ[_OVERRIDES_ENV] = f"{host},{port}"
+    uvicorn.run("loopml.serve.online.app:app_from_env", factory=True, workers=workers, **common)

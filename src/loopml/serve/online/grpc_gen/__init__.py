@@ -1,0 +1,1 @@
+"""Generated Open Inference Protocol (KServe V2) gRPC stubs; regenerate with ``generate.py``."""

@@ -1,0 +1,134 @@
+"""Everything one server process holds, built from ``loopml.toml``, with its lifecycle.
+
+``startup`` returns at once (the server is live); models load in the background and
+``/v2/health/ready`` turns 200 when they are in. ``shutdown`` stops gRPC, the reload
+poller and flushes the prediction log, so nothing recorded is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from loopml.core.config import ProjectConfig
+from loopml.serve.online.cache import PredictionCache
+from loopml.serve.online.dataplane import DataPlane
+from loopml.serve.online.jobs import JobStore
+from loopml.serve.online.metrics import Metrics
+from loopml.serve.online.predlog import PredictionLog
+from loopml.serve.online.repository import ModelRepository, ModelSource, RegistrySource
+from loopml.serve.online.settings import ModelSettings, model_settings, online_settings
+
+log = logging.getLogger("loopml.serve.online")
+
+
+class ServerState:
+    """The data plane and its stores, for one process (one uvicorn worker)."""
+
+    def __init__(self, cfg: ProjectConfig, source: ModelSource | None = None,
+                 grpc: bool = True) -> None:
+        self.cfg = cfg
+        serve = cfg.serve
+        self.online = online_settings(cfg.section("online"), serve.port)
+        self._models_section = cfg.section("models")
+        self._settings: dict[str, ModelSettings] = {}
+        for name in self._models_section:  # fail at start on a bad [models.x] table
+            self.settings_for(name)
+        self.max_body_bytes = serve.max_body_bytes
+        self.metrics = Metrics()
+        self.executor = ThreadPoolExecutor(self.online.threads, thread_name_prefix="loopml-model")
+        if source is None:
+            from loopml.registry import Registry
+
+            source = RegistrySource(Registry.from_config(cfg))
+        self.repository = ModelRepository(
+            source,
+            self.settings_for,
+            max_batch_size=serve.max_batch_size,
+            max_wait_ms=serve.max_wait_ms,
+            executor=self.executor,
+            only=self.online.models,
+            on_batch=self._batch_observer,
+            on_reload=self._on_reload,
+        )
+        self.cache = PredictionCache(
+            cfg.url("cache"), self.online.cache_max_entries, self.online.cache_ttl_s
+        )
+        from loopml.logs.eventlog import EventLog
+        from loopml.storage.online import OnlineStore, open_kv
+
+        self.eventlog = EventLog.from_config(cfg)
+        self.predlog = PredictionLog(
+            self.eventlog.append,
+            sample_rate=serve.log_sample_rate,
+            on_count=lambda result, n: self.metrics.child(self.metrics.predlog, result).inc(n),
+        )
+        self.online_store = OnlineStore(cfg.url("online"))
+        cache_url = cfg.url("cache")
+        jobs_url = (cache_url if not cache_url.startswith("memory://")
+                    else f"sqlite:///{cfg.state_dir.resolve() / 'jobs.db'}")
+        self.jobs = JobStore(open_kv(jobs_url), max_jobs=self.online.max_jobs,
+                             ttl_s=self.online.job_ttl_s)
+        self.dataplane = DataPlane(
+            self.repository, self.settings_for, metrics=self.metrics, cache=self.cache,
+            predlog=self.predlog, timeout_ms=serve.timeout_ms, online_store=self.online_store,
+        )
+        self.grpc_enabled = grpc and bool(self.online.grpc_port)
+        self.grpc: Any = None
+        self.grpc_port: int | None = None
+        self.started_at = time.time()
+        self.ready_at: float | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    def settings_for(self, name: str) -> ModelSettings:
+        found = self._settings.get(name)
+        if found is None:
+            found = model_settings(name, self._models_section)
+            self._settings[name] = found
+        return found
+
+    def _batch_observer(self, name: str) -> Any:
+        child = self.metrics.child(self.metrics.batch_size, name)
+        return child.observe
+
+    def _on_reload(self, model: Any) -> None:
+        m = self.metrics
+        m.child(m.loaded, model.name).set(model.version)
+        m.child(m.reloads, model.name).inc()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def startup(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.started_at = time.time()
+        if self.grpc_enabled:
+            from loopml.serve.online.grpc_server import GrpcServer
+
+            self.grpc = GrpcServer(self, self.online.grpc_port or 0, self.cfg.serve.host)
+            self.grpc_port = await asyncio.to_thread(self.grpc.start, loop)
+        self._tasks.append(loop.create_task(self._load_then_poll()))
+        self._tasks.append(loop.create_task(self.predlog.run()))
+
+    async def _load_then_poll(self) -> None:
+        await self.repository.start()
+        self.ready_at = time.time()
+        log.info("ready in %.2f s with models %s", self.ready_at - self.started_at,
+                 sorted(self.repository.default))
+        await self.repository.poll_forever(self.online.reload_interval_s)
+
+    async def shutdown(self) -> None:
+        if self.grpc is not None:
+            await asyncio.to_thread(self.grpc.stop)
+        await self.jobs.aclose()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.predlog.flush()
+        await self.cache.aclose()
+        self.executor.shutdown(wait=False)

@@ -1,0 +1,79 @@
+"""Stateless River transformers that turn raw event attributes into model inputs.
+
+They live inside the model pipeline (not in the learner) so a snapshot is
+self-contained: whoever loads it feeds the raw columns an impression carries
+(``item_id``, ``position``, ``category``, ``segment``, ...) and gets the same features
+the learner trained on. Both work one event at a time and on pandas mini-batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from river import base
+
+
+class Crosses(base.MiniBatchTransformer):
+    """Add ``a|b`` interaction features for each named pair of categorical columns.
+
+    A cross such as ``segment|category`` lets a linear model learn that one user segment
+    prefers one content category, which is what a preference shift changes.
+
+    >>> Crosses([("segment", "category")]).transform_one({"segment": "organic", "category": "news"})
+    {'segment': 'organic', 'category': 'news', 'segment|category': 'organic|news'}
+    """
+
+    def __init__(self, pairs: Sequence[tuple[str, str]] = ()) -> None:
+        self.pairs = [tuple(p) for p in pairs]
+
+    def transform_one(self, x: dict[str, Any]) -> dict[str, Any]:
+        out = dict(x)
+        for a, b in self.pairs:
+            va, vb = x.get(a), x.get(b)
+            if va is not None and vb is not None:
+                out[f"{a}|{b}"] = f"{va}|{vb}"
+        return out
+
+    def learn_many(self, X: Any) -> None:  # noqa: N803 (River's signature)
+        """Stateless: nothing to learn."""
+
+    def transform_many(self, X: Any) -> Any:  # noqa: N803
+        X = X.copy()
+        for a, b in self.pairs:
+            if a in X.columns and b in X.columns:
+                X[f"{a}|{b}"] = X[a].astype(str) + "|" + X[b].astype(str)
+        return X
+
+
+class OneHot(base.MiniBatchTransformer):
+    """Strings become ``name=value`` indicators; numbers and booleans pass through.
+
+    Unlike River's ``OneHotEncoder`` it keeps numeric features as they are, so one
+    pipeline takes mixed raw columns, and unseen values simply add a new weight.
+
+    >>> OneHot().transform_one({"item_id": "i7", "position": 2, "missing": None})
+    {'item_id=i7': 1.0, 'position': 2}
+    """
+
+    def transform_one(self, x: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in x.items():
+            if isinstance(value, str):
+                out[f"{key}={value}"] = 1.0
+            elif value is not None:
+                out[key] = value
+        return out
+
+    def learn_many(self, X: Any) -> None:  # noqa: N803
+        """Stateless: nothing to learn."""
+
+    def transform_many(self, X: Any) -> Any:  # noqa: N803
+        import pandas as pd
+
+        text = [c for c in X.columns if X[c].dtype == object or pd.api.types.is_string_dtype(X[c])]
+        if not text:
+            return X.astype(float)
+        dummies = pd.get_dummies(X[text], prefix_sep="=", dtype=float)
+        numeric = X.drop(columns=text).astype(float)
+        return pd.concat([numeric, dummies], axis=1).fillna(0.0)

@@ -1,0 +1,128 @@
+"""`loopml stream produce`: put behaviour events on the events topic in event-time order.
+
+The simulated world's logs (or any event frames) become queue payloads: ``type``,
+``event_id``, ``ts`` as epoch seconds, and the schema's fields. Users and items come
+first at equal times, impressions before their clicks, so the learner sees profiles
+before the impressions that need them. Keys are user ids (one user's events stay in
+order on a partitioned topic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from loopml.storage.queues.base import Queue
+
+#: Tie-break at equal timestamps: profiles, then impressions, then outcomes.
+_ORDER = {"user": 0, "item": 1, "impression": 2, "click": 3, "conversion": 4}
+
+
+def event_payloads(
+    frames: Mapping[str, pd.DataFrame], types: tuple[str, ...] = ("user", "item", "impression", "click")
+) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """``(payload, key)`` for every row of ``frames``, merged in event-time order."""
+    import numpy as np
+    import pandas as pd
+
+    parts = []
+    for event_type in types:
+        frame = frames.get(event_type)
+        if frame is None or frame.empty:
+            continue
+        part = frame.drop(columns=["schema_version"], errors="ignore").copy()
+        ts = pd.DatetimeIndex(part["ts"]).as_unit("us").asi8
+        part["ts"] = ts / 1e6
+        part.insert(0, "type", event_type)
+        part["_rank"] = _ORDER.get(event_type, 9)
+        for col in part.columns:
+            if pd.api.types.is_datetime64_any_dtype(part[col]):
+                part[col] = pd.DatetimeIndex(part[col]).as_unit("us").asi8 / 1e6
+        parts.append(part)
+    if not parts:
+        return
+    merged = pd.concat(parts, ignore_index=True, sort=False)
+    order = np.lexsort((merged["_rank"].to_numpy(), merged["ts"].to_numpy()))
+    merged = merged.iloc[order].drop(columns=["_rank"])
+    columns = list(merged.columns)
+    for row in merged.itertuples(index=False, name=None):
+        payload = {c: v for c, v in zip(columns, row, strict=True) if not _missing(v)}
+        yield payload, payload.get("user_id")
+
+
+def publish_events(
+    queue: Queue,
+    frames: Mapping[str, pd.DataFrame],
+    topic: str = "events",
+    chunk: int = 5000,
+    limit: int | None = None,
+    progress: bool = False,
+) -> int:
+    """Publish ``frames`` to ``topic`` in event-time order; return how many were sent."""
+    total = sum(len(f) for k, f in frames.items() if k in _ORDER and k != "conversion")
+    if limit is not None:
+        total = min(total, limit)
+    sent = 0
+    batch: list[dict[str, Any]] = []
+    keys: list[str | None] = []
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress()
+        bar.start()
+        task = bar.add_task("publishing events", total=total)
+    try:
+        for payload, key in event_payloads(frames):
+            if limit is not None and sent + len(batch) >= limit:
+                break
+            batch.append(payload)
+            keys.append(key)
+            if len(batch) >= chunk:
+                queue.publish_many(topic, batch, keys)
+                sent += len(batch)
+                if bar is not None:
+                    bar.update(task, advance=len(batch))
+                batch, keys = [], []
+        if batch:
+            queue.publish_many(topic, batch, keys)
+            sent += len(batch)
+            if bar is not None:
+                bar.update(task, advance=len(batch))
+    finally:
+        if bar is not None:
+            bar.stop()
+    return sent
+
+
+def produce_sim(
+    cfg: Any,
+    days: int = 3,
+    seed: int = 0,
+    impressions_per_day: int = 20_000,
+    topic: str = "events",
+    limit: int | None = None,
+    progress: bool = False,
+    **world: Any,
+) -> int:
+    """`loopml stream produce`: simulate ``days`` of the world and publish them."""
+    from loopml.sim.config import WorldConfig
+    from loopml.sim.world import World
+    from loopml.storage.queues import open_queue
+
+    w = World(WorldConfig(seed=seed, days=days, impressions_per_day=impressions_per_day, **world))
+    frames = w.generate(progress=progress)
+    with open_queue(cfg.url("queue"), namespace=cfg.name) as queue:
+        return publish_events(queue, frames, topic=topic, limit=limit, progress=progress)
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return value != value  # NaN / NaT / pd.NA-safe
+    except TypeError:
+        return True

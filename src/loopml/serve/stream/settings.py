@@ -1,0 +1,79 @@
+"""Settings of a streaming learner, from ``[stream]`` in ``loopml.toml`` plus overrides.
+
+Checked once, at start, so a typo fails before any message is consumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopml.core.errors import ConfigError, did_you_mean
+from loopml.core.names import check_name
+from loopml.serve.stream.models import MODELS
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """One learner: what it learns, how often it commits and snapshots, which topics.
+
+    >>> StreamSettings(commit_every=0)
+    Traceback (most recent call last):
+    ...
+    loopml.core.errors.ConfigError: stream.commit_every must be >= 1, got 0
+    """
+
+    name: str = "ctr_stream"
+    model: str = "logreg"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    label_window_s: float = 1800.0
+    mini_batch: int = 1
+    consume_batch: int = 500
+    commit_every: int = 5000
+    commit_seconds: float = 5.0
+    snapshot_every: int = 100_000
+    snapshot_seconds: float = 300.0
+    events_topic: str = "events"
+    requests_topic: str = "prediction_requests"
+    predictions_topic: str = "predictions"
+    updates_topic: str = "model_updates"
+    group: str = "learner"
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "stream.name")
+        if self.model not in MODELS:
+            raise ConfigError(
+                f"stream.model {self.model!r} is unknown; {did_you_mean(self.model, MODELS)}",
+                key="stream.model",
+            )
+        for key in ("mini_batch", "consume_batch", "commit_every", "snapshot_every"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"stream.{key} must be >= 1, got {value!r}", key=f"stream.{key}")
+        for key in ("label_window_s", "commit_seconds", "snapshot_seconds"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(
+                    f"stream.{key} must be a number of seconds >= 0, got {value!r}",
+                    key=f"stream.{key}",
+                )
+        for key in ("events_topic", "requests_topic", "predictions_topic", "updates_topic"):
+            check_name(getattr(self, key), f"stream.{key}")
+
+    @classmethod
+    def from_config(cls, cfg: Any, **overrides: Any) -> StreamSettings:
+        """``[stream]`` of the project, then non-None ``overrides`` on top."""
+        table = dict(cfg.section("stream")) if cfg is not None else {}
+        table.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in table:
+            if key not in known:
+                raise ConfigError(
+                    f"stream.{key}: unknown setting; {did_you_mean(key, sorted(known))}",
+                    key=f"stream.{key}",
+                )
+        return cls(**table)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

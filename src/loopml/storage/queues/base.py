@@ -1,0 +1,197 @@
+"""The queue contract shared by the embedded SQLite queue and Redis Streams.
+
+A *topic* is split into numbered *partitions*; a message's key picks its partition, so
+all messages of one key are read in the order they were published. Consumers read as a
+named *group*: each message goes to one consumer of the group and stays *pending* until
+that consumer acknowledges it. A consumer that dies leaves its messages pending; when it
+comes back, :meth:`Queue.recover` hands them to it again (or :meth:`Queue.claim_stale`
+moves a dead consumer's messages to a live one). Delivery is therefore at-least-once:
+consumers acknowledge only after the effect of a message is durable, and deduplicate
+by event id or position so a redelivered message never counts twice.
+"""
+
+from __future__ import annotations
+
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loopml.core.errors import ClosedError, ValidationError
+from loopml.core.names import check_name
+
+#: A position inside one partition, comparable across messages of that partition.
+Position = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One delivered message: where it sits in the topic, its key and its decoded payload."""
+
+    topic: str
+    partition: int
+    id: str
+    position: Position
+    key: str | None
+    payload: dict[str, Any]
+    deliveries: int = 1
+
+
+def partition_for(key: str | None, partitions: int) -> int:
+    """The partition of ``key``: a stable hash, so one key always lands in one partition.
+
+    >>> partition_for("user-7", 4) == partition_for("user-7", 4)
+    True
+    >>> partition_for(None, 4)
+    0
+    """
+    if key is None or partitions == 1:
+        return 0
+    return zlib.crc32(key.encode()) % partitions
+
+
+def check_topic(topic: str) -> str:
+    return check_name(topic, "topic")
+
+
+def check_partitions(partitions: object) -> int:
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= 256:
+        raise ValidationError(
+            f"partitions must be an integer from 1 to 256, got {partitions!r}", field="partitions"
+        )
+    return partitions
+
+
+class Queue(ABC):
+    """Publish, consume as a group, acknowledge; one class per backend.
+
+    Use as a context manager; a closed queue refuses further use with :class:`ClosedError`.
+    """
+
+    url: str
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    # -- topics ------------------------------------------------------------------------
+    @abstractmethod
+    def create_topic(self, topic: str, partitions: int = 1) -> int:
+        """Create ``topic`` (idempotent); return its partition count, which never changes."""
+
+    @abstractmethod
+    def partitions(self, topic: str) -> int:
+        """The partition count of ``topic``; 1 for a topic never created."""
+
+    @abstractmethod
+    def topics(self) -> list[str]:
+        """Every topic that exists."""
+
+    @abstractmethod
+    def length(self, topic: str) -> int:
+        """Messages currently stored in ``topic`` (all partitions)."""
+
+    @abstractmethod
+    def delete_topic(self, topic: str) -> None:
+        """Drop ``topic``, its messages, groups and pending entries."""
+
+    # -- producing -----------------------------------------------------------------------
+    def publish(self, topic: str, payload: dict[str, Any], key: str | None = None) -> str:
+        """Append one message; return its id."""
+        return self.publish_many(topic, [payload], [key])[0]
+
+    @abstractmethod
+    def publish_many(
+        self,
+        topic: str,
+        payloads: Sequence[dict[str, Any]],
+        keys: Sequence[str | None] | None = None,
+    ) -> list[str]:
+        """Append messages in order, atomically where the backend allows; return their ids."""
+
+    # -- consuming -----------------------------------------------------------------------
+    @abstractmethod
+    def consume(
+        self,
+        topic: str,
+        group: str,
+        consumer: str,
+        count: int = 100,
+        block_ms: int = 0,
+        partitions: Iterable[int] | None = None,
+    ) -> list[Message]:
+        """Deliver up to ``count`` new messages to ``consumer``; they stay pending until acked.
+
+        Messages come in publish order within each partition. ``block_ms`` waits that long
+        for new messages when there are none. ``partitions`` restricts which partitions
+        this consumer reads (all when None), so several consumers can share a topic while
+        each key keeps its order.
+        """
+
+    @abstractmethod
+    def recover(
+        self, topic: str, group: str, consumer: str, partitions: Iterable[int] | None = None
+    ) -> list[Message]:
+        """Every message delivered to ``consumer`` but never acked (e.g. before a crash)."""
+
+    @abstractmethod
+    def claim_stale(
+        self, topic: str, group: str, consumer: str, min_idle_ms: int
+    ) -> list[Message]:
+        """Move to ``consumer`` the pending messages of any consumer idle for ``min_idle_ms``."""
+
+    @abstractmethod
+    def ack(self, topic: str, group: str, messages: Iterable[Message]) -> int:
+        """Acknowledge processed messages; return how many were still pending."""
+
+    @abstractmethod
+    def pending(self, topic: str, group: str) -> int:
+        """Messages delivered to the group and not yet acknowledged."""
+
+    @abstractmethod
+    def lag(self, topic: str, group: str) -> int:
+        """Messages published but not yet delivered to the group."""
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"queue {self.url} is closed; open a new one with open_queue()")
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+def check_count(count: object) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValidationError(f"count must be a positive integer, got {count!r}", field="count")
+    return count
+
+
+def check_keys(payloads: Sequence[Any], keys: Sequence[str | None] | None) -> list[str | None]:
+    if keys is None:
+        return [None] * len(payloads)
+    keys = list(keys)
+    if len(keys) != len(payloads):
+        raise ValidationError(
+            f"keys has {len(keys)} entries but payloads has {len(payloads)}; give one key per "
+            "payload or none",
+            field="keys",
+        )
+    return keys
+
+
+def check_payload(payload: object) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ValidationError(
+            f"a message payload must be a dict, got {type(payload).__name__}", field="payload"
+        )
+    return payload
