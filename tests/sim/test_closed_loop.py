@@ -48,7 +48,7 @@ def test_shifted_users_use_their_new_tastes_from_shift_day(small_world):
     uid, iid = small_world.users["user_id"].iloc[user], small_world.items["item_id"].iloc[item]
     shift = small_world.day_start(small_world.config.shift_day)
     before, after = small_world.true_ctr(
-        uid, iid, 0, [shift - pd.Timedelta(seconds=1), shift], devices="ios"
+        uid, iid, 0, [shift - pd.Timedelta(days=1), shift], devices="ios"
     )
     gain = lat.preference_shifted[user, up] - lat.preference[user, up]
     logit = np.log(np.array([before, after]) / (1 - np.array([before, after])))
@@ -161,3 +161,21 @@ def test_sample_users_refuses_a_time_before_anyone_signed_up(small_world):
         small_world.sample_users(3, "2000-01-01")
     with pytest.raises(ValidationError, match="one ts"):
         small_world.sample_users(3, [EVENING, EVENING])
+
+
+def test_every_timestamp_spelling_means_the_same_instant(small_world):
+    import datetime as dt
+
+    spellings = [
+        "2026-01-07T20:00:00Z",
+        "2026-01-07 20:00",
+        pd.Timestamp("2026-01-07 21:00", tz="Europe/Berlin"),
+        dt.datetime(2026, 1, 7, 20, tzinfo=dt.UTC),
+        np.datetime64("2026-01-07T20:00:00"),
+        pd.Series(pd.to_datetime(["2026-01-07T20:00:00Z"])),
+        [pd.Timestamp("2026-01-07T20:00:00Z")],
+    ]
+    got = [small_world.true_ctr("u000001", "i0001", 0, ts)[0] for ts in spellings]
+    assert np.ptp(got) == 0.0
+    morning = small_world.true_ctr("u000001", "i0001", 0, "2026-01-07T08:00:00Z")[0]
+    assert got[0] > morning

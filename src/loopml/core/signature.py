@@ -186,14 +186,28 @@ def _coerce(spec: ColumnSpec, values: Any) -> np.ndarray:
                 field=spec.name,
             )
         return out
-    # category: keep as object strings, None for missing
-    out = np.array([None if _missing(v) else str(v) for v in arr.tolist()], dtype=object)
+    out = _categories(arr)
     if not spec.nullable and any(v is None for v in out):
         raise SignatureError(
             f"column {spec.name!r} contains missing values but the model does not accept them",
             field=spec.name,
         )
     return out
+
+
+def _categories(arr: np.ndarray) -> np.ndarray:
+    """Category values as an object array of str, None for missing (vectorised when possible)."""
+    if arr.dtype.kind in "US":
+        return arr.astype(object)
+    if arr.dtype == object and len(arr) > 64:
+        import pandas as pd
+
+        kind = pd.api.types.infer_dtype(arr, skipna=True)
+        if kind in ("string", "empty"):
+            out = arr.copy()
+            out[pd.isna(arr)] = None
+            return out
+    return np.array([None if _missing(v) else str(v) for v in arr.tolist()], dtype=object)
 
 
 def _is_number(v: Any) -> bool:

@@ -202,7 +202,7 @@ def _coerce(values: pd.Series, type_name: str) -> tuple[pd.Series, pd.Series]:
             if kind in ("floating", "mixed-integer-float"):  # 3.0 -> "3", not "3.0"
                 num = pd.to_numeric(values, errors="coerce")
                 whole = present & (num % 1 == 0)
-                out = out.where(~whole, num.astype("Int64").astype("str"))
+                out = out.where(~whole, num.where(whole).astype("Int64").astype("str"))
             return out, present & False
         scalar = values.map(lambda v: isinstance(v, str | int | float), na_action="ignore")
         bad = present & ~scalar.fillna(True).astype(bool)

@@ -31,6 +31,7 @@ FLAVOURS: dict[str, str] = {
     "sklearn": "loopml.predict.sklearn:FLAVOUR",
     "lightgbm": "loopml.predict.lightgbm:FLAVOUR",
     "river": "loopml.predict.river:FLAVOUR",
+    "onnx": "loopml.predict.onnx:FLAVOUR",
 }
 
 

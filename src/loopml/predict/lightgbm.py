@@ -188,7 +188,7 @@ class LightGBMPredictor(Predictor):
     >>> clf = lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(X, y)
     >>> p = LightGBMPredictor(clf, Signature.infer(X, classes=(0, 1))).load()
     >>> row = {"x": 1.5, "z": 0.0}
-    >>> abs(p.predict_one(row) - clf.predict_proba(pd.DataFrame([row]))[0, 1]) < 1e-12
+    >>> bool(abs(p.predict_one(row) - clf.predict_proba(pd.DataFrame([row]))[0, 1]) < 1e-12)
     True
     """
 

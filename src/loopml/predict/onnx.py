@@ -19,6 +19,7 @@ import numpy as np
 from loopml.core.errors import IntegrityError, ValidationError
 from loopml.core.hashing import sha256_bytes
 from loopml.core.signature import Signature
+from loopml.predict.flavours import Flavour
 from loopml.predict.predictor import Predictor
 
 #: Key under which the exporter stores the input signature in the ONNX metadata.
@@ -157,3 +158,29 @@ class OnnxPredictor(Predictor):
         if self.signature.task == "binary":
             return result[:, -1]
         return result
+
+
+# -- the registry flavour ----------------------------------------------------------------
+def save(model: Any) -> bytes:
+    """An ``onnx.ModelProto`` or ``.onnx`` bytes -> the bytes the registry stores."""
+    if isinstance(model, bytes | bytearray):
+        return bytes(model)
+    if hasattr(model, "SerializeToString"):
+        return model.SerializeToString()
+    raise ValidationError(
+        f"the onnx flavour stores an onnx.ModelProto or .onnx bytes, got {type(model).__name__}; "
+        "convert the model first (loopml.serve.edge.convert.to_onnx)",
+        field="model",
+    )
+
+
+def load(data: bytes) -> bytes:
+    """The servable form is the verified bytes themselves; the session opens at ``load()``."""
+    return data
+
+
+def _predictor(model: Any, signature: Signature, name: str, version: int) -> OnnxPredictor:
+    return OnnxPredictor(signature, save(model), name=name, version=version)
+
+
+FLAVOUR = Flavour("onnx", save, load, _predictor)

@@ -31,13 +31,14 @@ class SklearnPredictor(Predictor):
 
     Examples
     --------
+    >>> import pandas as pd
     >>> from sklearn.linear_model import LogisticRegression
-    >>> from loopml.core.signature import ColumnSpec, Signature
-    >>> sig = Signature((ColumnSpec("x"),), classes=(0, 1))
-    >>> model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-    >>> p = SklearnPredictor(model, sig, name="demo").load()
+    >>> from loopml.core.signature import Signature
+    >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    >>> model = LogisticRegression().fit(X, [0, 0, 1, 1])
+    >>> p = SklearnPredictor(model, Signature.infer(X, classes=(0, 1)), name="demo").load()
     >>> p.predict({"x": [0.0, 3.0]}).round(2).tolist()
-    [0.23, 0.77]
+    [0.19, 0.81]
     """
 
     flavour = "sklearn"

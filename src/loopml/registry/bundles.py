@@ -136,7 +136,9 @@ class BundleInventory:
         }
         try:
             with self.engine.begin() as conn:
-                row["id"] = conn.execute(sa.insert(edge_bundles).values(**row)).inserted_primary_key[0]
+                row["id"] = conn.execute(
+                    sa.insert(edge_bundles).values(**row)
+                ).inserted_primary_key[0]
         except sa.exc.IntegrityError:  # recorded concurrently by another process
             return self._find(edge_bundles.c.bundle_sha256 == rec.bundle_sha256)[0]
         return _to_record(row)
@@ -168,9 +170,7 @@ class BundleInventory:
             cond = sa.and_(cond, edge_bundles.c.target == target)
         return self._find(cond)
 
-    def latest(
-        self, model: str, target: str, version: int | None = None
-    ) -> BundleRecord | None:
+    def latest(self, model: str, target: str, version: int | None = None) -> BundleRecord | None:
         """The newest bundle of ``model`` for ``target`` (of one model version if given)."""
         cond = sa.and_(edge_bundles.c.model_name == model, edge_bundles.c.target == target)
         if version is not None:

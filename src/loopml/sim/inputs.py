@@ -70,7 +70,7 @@ def ts_us_of(values: Any) -> np.ndarray:
         if isinstance(values, str | dt.date | np.datetime64):
             ts = pd.Timestamp(values)
             ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-            return np.array([ts.as_unit("us").value], dtype=np.int64)
+            return np.array([ts.value // 1000], dtype=np.int64)  # .value is always in ns
         if isinstance(values, pd.Series | pd.Index):
             series = pd.Series(values.array)
         else:
@@ -89,10 +89,10 @@ def ts_us_of(values: Any) -> np.ndarray:
         ) from exc
 
 
-def device_codes_of(values: Any, primary: np.ndarray) -> np.ndarray:
-    """Device names to codes; None/missing entries fall back to the user's primary device."""
+def device_codes_of(values: Any) -> np.ndarray:
+    """Device names to codes; None / missing entries become -1 (the user's usual device)."""
     if values is None:
-        return primary
+        return np.array([-1], dtype=np.int8)
     names = pd.Series(as_array(values, "devices"), dtype=object)
     codes = names.map(_DEVICE_CODES)
     unknown = codes.isna() & names.notna()
@@ -102,16 +102,7 @@ def device_codes_of(values: Any, primary: np.ndarray) -> np.ndarray:
             "(or None for the user's usual device)",
             field="devices",
         )
-    arr = codes.fillna(-1).to_numpy(dtype=np.int64)
-    if arr.size == 1:
-        arr = np.broadcast_to(arr, primary.shape)
-    if arr.shape != primary.shape:
-        raise ValidationError(
-            f"devices has {names.size} entries but there are {primary.size} rows; pass one "
-            "device per row, a single device, or None",
-            field="devices",
-        )
-    return np.where(arr < 0, primary, arr).astype(np.int8)
+    return codes.fillna(-1).to_numpy(dtype=np.int8)
 
 
 def broadcast(**arrays: np.ndarray) -> list[np.ndarray]:

@@ -91,12 +91,12 @@ def build_population(
     signup, is_new = signup[order], is_new[order]
 
     def pick(options: tuple[str, ...], p_old, p_new) -> np.ndarray:
-        codes = np.where(
+        """Codes into ``options``: existing users by ``p_old``, the new segment by ``p_new``."""
+        return np.where(
             is_new,
             rng.choice(len(options), n, p=np.asarray(p_new) / np.sum(p_new)),
             rng.choice(len(options), n, p=np.asarray(p_old) / np.sum(p_old)),
         )
-        return codes
 
     country_names = tuple(c for c, _ in COUNTRIES)
     country_p = [p for _, p in COUNTRIES]

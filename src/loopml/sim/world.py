@@ -141,14 +141,18 @@ class World:
         ValidationError
             Lengths differ, a position is negative, a time or device is not valid.
         """
-        u, i, k, t = broadcast(
+        u, i, k, t, d = broadcast(
             user_ids=rows_of(self._user_index, user_ids, "user_ids", self._user_ids[0]),
             item_ids=rows_of(self._item_index, item_ids, "item_ids", self._item_ids[0]),
             positions=positions_of(positions),
             ts=ts_us_of(ts),
+            devices=device_codes_of(devices),
         )
-        d = device_codes_of(devices, self.latent.device[u])
-        return self._ctr(u, i, k, t, d)
+        return self._ctr(u, i, k, t, self._devices(u, d))
+
+    def _devices(self, users: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Device codes, with -1 (not given) replaced by the user's usual device."""
+        return np.where(codes < 0, self.latent.device[users], codes).astype(np.int8)
 
     def respond(
         self,
@@ -176,9 +180,10 @@ class World:
         ``candidate_item_ids`` is one list shared by every user, or a 2-D array with
         one row of candidates per user. Returns item ids; the oracle for regret.
         """
-        users, t = broadcast(
+        users, t, d = broadcast(
             user_ids=rows_of(self._user_index, user_ids, "user_ids", self._user_ids[0]),
             ts=ts_us_of(ts),
+            devices=device_codes_of(devices),
         )
         cands = rows_of(
             self._item_index,
@@ -200,7 +205,7 @@ class World:
                 "candidate_item_ids is empty; pass at least one candidate item id",
                 field="candidate_item_ids",
             )
-        d = device_codes_of(devices, self.latent.device[users])
+        d = self._devices(users, d)
         p = self._ctr(users[:, None], cands, 0, t[:, None], d[:, None])
         best = np.argmax(p, axis=1)
         return self._item_ids[np.take_along_axis(cands, best[:, None], axis=1)[:, 0]]

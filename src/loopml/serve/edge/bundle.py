@@ -53,7 +53,12 @@ def canonical_json(data: Any) -> bytes:
 def check_relpath(path: str) -> str:
     """Refuse absolute paths and ``..`` in bundle file names (a manifest is untrusted input)."""
     parts = PurePosixPath(path).parts
-    if not parts or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+    if (
+        not parts
+        or path.startswith("/")
+        or "\\" in path
+        or any(p in ("", ".", "..") for p in parts)
+    ):
         raise ValidationError(
             f"bundle file name {path!r} is not allowed: use a relative path without '..'",
             field="files",

@@ -23,6 +23,7 @@ import numpy as np
 
 from loopml.core.errors import ValidationError, did_you_mean
 from loopml.core.signature import Signature
+from loopml.serve.edge.boosters import is_lightgbm
 from loopml.serve.edge.convert import to_onnx
 
 METHODS = ("quantize", "prune", "distill")
@@ -172,6 +173,8 @@ def prune(model: Any, signature: Signature, name: str, version: int) -> list[Var
 
 def _rounds(est: Any) -> int | None:
     kind = type(est).__name__
+    if is_lightgbm(est) and hasattr(est, "header"):  # loopml's LightGBMModel
+        return int(est.booster.current_iteration())
     if type(est).__module__.startswith("lightgbm"):
         booster = est if hasattr(est, "dump_model") else est.booster_
         return int(booster.current_iteration())
@@ -185,6 +188,9 @@ def _rounds(est: Any) -> int | None:
 def _truncate(est: Any, keep: int) -> Any:
     import lightgbm as lgb
 
+    if hasattr(est, "header"):  # loopml's LightGBMModel: same header, fewer trees
+        booster = lgb.Booster(model_str=est.booster.model_to_string(num_iteration=keep))
+        return type(est)(booster, est.header)
     if isinstance(est, lgb.Booster):
         return lgb.Booster(model_str=est.model_to_string(num_iteration=keep))
     new = copy.deepcopy(est)
@@ -289,16 +295,24 @@ def _student_head(kind: str, task: str, rows: int, seed: int) -> Any:
 
         cls = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
         return cls(
-            n_estimators=60, num_leaves=8, learning_rate=0.1, min_child_samples=20,
-            random_state=seed, verbose=-1, n_jobs=1,
-        )  # fmt: skip
+            n_estimators=60,
+            num_leaves=8,
+            learning_rate=0.1,
+            min_child_samples=20,
+            random_state=seed,
+            verbose=-1,
+            n_jobs=1,
+        )
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     cls = MLPRegressor if task == "regression" else MLPClassifier
     return cls(
-        hidden_layer_sizes=(32,), alpha=1e-3, max_iter=300, early_stopping=rows >= 2000,
+        hidden_layer_sizes=(32,),
+        alpha=1e-3,
+        max_iter=300,
+        early_stopping=rows >= 2000,
         random_state=seed,
-    )  # fmt: skip
+    )
 
 
 def _native(model: Any, signature: Signature) -> Callable[[Any], np.ndarray]:
@@ -312,6 +326,10 @@ def _native(model: Any, signature: Signature) -> Callable[[Any], np.ndarray]:
 
 def native_predict(model: Any, signature: Signature, frame: Any) -> np.ndarray:
     """Predict with a scikit-learn or LightGBM model, shaped like ``Predictor.predict``."""
+    if hasattr(model, "header"):  # loopml's LightGBMModel
+        columns = {name: frame[name].to_numpy() for name in frame.columns}
+        out = model.predict_matrix(model.encode(columns))
+        return out[:, -1] if signature.task == "binary" and out.ndim == 2 else out
     X = frame[signature.names] if hasattr(model, "dump_model") else frame
     if signature.task == "regression":
         return np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
@@ -322,4 +340,3 @@ def native_predict(model: Any, signature: Signature, frame: Any) -> np.ndarray:
         if proba.ndim == 1:
             proba = np.column_stack([1.0 - proba, proba])
     return proba[:, -1] if signature.task == "binary" else proba
-

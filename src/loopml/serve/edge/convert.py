@@ -21,11 +21,11 @@ from typing import Any
 from loopml.core.errors import ValidationError
 from loopml.core.signature import Signature
 from loopml.predict.onnx import PROBABILITIES, SIGNATURE_KEY, VARIABLE
+from loopml.serve.edge.boosters import is_lightgbm, lightgbm_to_onnx, register_lightgbm_converters
+from loopml.serve.edge.graphs import MATRIX_INPUT, split_matrix_input
 
 #: Opsets the bundle targets: old enough for onnxruntime-web, new enough for every converter.
 OPSET: dict[str, int] = {"": 17, "ai.onnx.ml": 3}
-_MATRIX_INPUT = "features"
-_BOOSTER_OPSET = 15  # the highest onnxmltools' LightGBM converter accepts
 
 
 def to_onnx(model: Any, signature: Signature, name: str = "model", version: int = 0) -> Any:
@@ -36,8 +36,8 @@ def to_onnx(model: Any, signature: Signature, name: str = "model", version: int 
     ValidationError
         The model type has no converter, or its columns cannot be mapped to the signature.
     """
-    if _is_booster(model):
-        proto = _convert_booster(model, signature)
+    if is_lightgbm(model):
+        proto = lightgbm_to_onnx(model, signature)
     elif hasattr(model, "fit") and hasattr(model, "get_params"):
         proto = _convert_sklearn(model, signature)
     else:
@@ -67,6 +67,54 @@ def describe(proto: Any, signature: Signature, name: str, version: int) -> Any:
     return proto
 
 
+def describe_preprocessing(model: Any, signature: Signature) -> list[str]:
+    """What the graph does to inputs before the estimator, in words, for the manifest.
+
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from loopml.core.signature import ColumnSpec
+    >>> describe_preprocessing(make_pipeline(StandardScaler(), LogisticRegression()),
+    ...                        Signature((ColumnSpec("x"),)))
+    ["columns ['x'] as a float32 matrix", 'StandardScaler', 'LogisticRegression']
+    """
+    steps = [s for _, s in model.steps] if hasattr(model, "steps") else [model]
+    lines: list[str] = []
+    if not hasattr(steps[0], "transformers"):
+        coded = [c.name for c in signature.inputs if c.kind == "category"]
+        lines.append(f"columns {signature.names} as a float32 matrix")
+        if coded:
+            lines.append(
+                f"categories {coded} -> recorded category codes (unseen or missing -> NaN)"
+            )
+    for step in steps:
+        if hasattr(step, "transformers"):
+            for name, trans, cols in getattr(step, "transformers_", step.transformers):
+                if isinstance(trans, str):
+                    lines.append(
+                        f"{name}: {trans} {list(cols) if not isinstance(cols, str) else cols}"
+                    )
+                    continue
+                inner = [s for _, s in trans.steps] if hasattr(trans, "steps") else [trans]
+                chain = " -> ".join(_step_name(s) for s in inner)
+                lines.append(
+                    f"{name}: {chain} on {list(cols) if not isinstance(cols, str) else cols}"
+                )
+        else:
+            lines.append(_step_name(step))
+    return lines
+
+
+def _step_name(step: Any) -> str:
+    params = {}
+    for key in ("strategy", "fill_value", "handle_unknown", "n_estimators", "num_leaves"):
+        value = getattr(step, key, None)
+        if value is not None and not callable(value):
+            params[key] = value
+    inner = ", ".join(f"{k}={v!r}" for k, v in params.items())
+    return f"{type(step).__name__}({inner})" if inner else type(step).__name__
+
+
 # -- scikit-learn ----------------------------------------------------------------------
 def _convert_sklearn(model: Any, signature: Signature) -> Any:
     from skl2onnx import convert_sklearn
@@ -83,12 +131,12 @@ def _convert_sklearn(model: Any, signature: Signature) -> Any:
         except Exception as exc:  # noqa: BLE001 - converter errors are many and untyped
             raise _unsupported(model, exc) from exc
     names = _matrix_columns(model, signature)
-    types = [(_MATRIX_INPUT, FloatTensorType([None, len(names)]))]
+    types = [(MATRIX_INPUT, FloatTensorType([None, len(names)]))]
     try:
         proto = convert_sklearn(model, initial_types=types, options=options, target_opset=OPSET)
     except Exception as exc:  # noqa: BLE001
         raise _unsupported(model, exc) from exc
-    return _split_matrix_input(proto, names, signature)
+    return split_matrix_input(proto, names, {}, OPSET["ai.onnx.ml"])
 
 
 def _for_conversion(model: Any) -> Any:
@@ -133,7 +181,8 @@ def _takes_named_columns(model: Any) -> bool:
     if not hasattr(first, "transformers_"):
         return False
     return all(
-        isinstance(cols, list | tuple) and all(isinstance(c, str) for c in cols)
+        isinstance(cols, list | tuple)
+        and all(isinstance(c, str) for c in cols)
         or isinstance(cols, str)
         for _, _, cols in first.transformers_
         if not (isinstance(cols, list | tuple) and len(cols) == 0)
@@ -144,7 +193,10 @@ def _initial_types(signature: Signature) -> list[tuple[str, Any]]:
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
     return [
-        (c.name, StringTensorType([None, 1]) if c.kind == "category" else FloatTensorType([None, 1]))
+        (
+            c.name,
+            StringTensorType([None, 1]) if c.kind == "category" else FloatTensorType([None, 1]),
+        )
         for c in signature.inputs
     ]
 
@@ -162,124 +214,14 @@ def _matrix_columns(model: Any, signature: Signature) -> list[str]:
             field="signature",
         )
     specs = {c.name: c for c in signature.inputs}
-    uncoded = [n for n in names if specs[n].kind == "category" and not specs[n].categories]
-    if uncoded:
+    text = [n for n in names if specs[n].kind == "category"]
+    if text:
         raise ValidationError(
-            f"column(s) {uncoded} are categories without recorded categories, but the model "
-            "takes a numeric matrix; record the categories in the signature (their codes are "
-            "what the model splits on) or put an encoder inside the model as a "
-            "ColumnTransformer step",
+            f"column(s) {text} are categories but the model takes a numeric matrix; put the "
+            "encoder inside the model (a ColumnTransformer step) so the export carries it",
             field="signature",
         )
     return names
-
-
-def _split_matrix_input(proto: Any, names: list[str], signature: Signature) -> Any:
-    """Replace the single ``[n, k]`` input by one ``[n, 1]`` input per column + a Concat.
-
-    A category column becomes its recorded code (pandas ``category`` order, what
-    LightGBM splits on); a missing or unseen category becomes NaN, as in LightGBM.
-    """
-    from onnx import TensorProto, helper
-
-    specs = {c.name: c for c in signature.inputs}
-    graph = proto.graph
-    kept = [i for i in graph.input if i.name != _MATRIX_INPUT]
-    inputs, nodes, parts = [], [], []
-    for name in names:
-        spec = specs[name]
-        if spec.kind != "category":
-            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, 1]))
-            parts.append(name)
-            continue
-        inputs.append(helper.make_tensor_value_info(name, TensorProto.STRING, [None, 1]))
-        code = f"loopml_code_{name}"
-        nodes.append(
-            helper.make_node(
-                "LabelEncoder", [name], [code], domain="ai.onnx.ml", name=code,
-                keys_strings=[str(c) for c in spec.categories or ()],
-                values_floats=[float(i) for i in range(len(spec.categories or ()))],
-                default_float=float("nan"),
-            )  # fmt: skip
-        )
-        parts.append(code)
-    nodes.append(helper.make_node("Concat", parts, [_MATRIX_INPUT], axis=1, name="loopml_columns"))
-    del graph.input[:]
-    graph.input.extend(inputs + kept)
-    for node in reversed(nodes):
-        graph.node.insert(0, node)
-    if nodes[:-1] and not any(o.domain == "ai.onnx.ml" for o in proto.opset_import):
-        proto.opset_import.append(helper.make_opsetid("ai.onnx.ml", OPSET["ai.onnx.ml"]))
-    return proto
-
-
-# -- LightGBM --------------------------------------------------------------------------
-def _is_booster(model: Any) -> bool:
-    return type(model).__module__.split(".")[0] == "lightgbm" and hasattr(model, "dump_model")
-
-
-def _convert_booster(model: Any, signature: Signature) -> Any:
-    """A raw ``lightgbm.Booster`` (the scikit-learn wrappers go through skl2onnx)."""
-    from onnxmltools import convert_lightgbm
-    from onnxmltools.convert.common.data_types import FloatTensorType
-
-    names = [str(n) for n in model.feature_name()]
-    if all(n == f"Column_{i}" for i, n in enumerate(names)):  # fitted on a bare matrix
-        if len(names) != len(signature.inputs):
-            raise ValidationError(
-                f"the LightGBM model takes {len(names)} unnamed features but its signature "
-                f"has {len(signature.inputs)} columns {signature.names}; register it with the "
-                "signature of the frame it was trained on",
-                field="signature",
-            )
-        names = signature.names
-    names = _matrix_columns(_Named(names), signature)
-    types = [(_MATRIX_INPUT, FloatTensorType([None, len(names)]))]
-    try:
-        proto = convert_lightgbm(
-            model, initial_types=types, zipmap=False, target_opset=_BOOSTER_OPSET
-        )
-    except Exception as exc:  # noqa: BLE001
-        raise _unsupported(model, exc) from exc
-    return _split_matrix_input(proto, names, signature)
-
-
-class _Named:
-    def __init__(self, names: list[str]) -> None:
-        self.feature_names_in_ = names
-
-
-_REGISTERED = False
-
-
-def register_lightgbm_converters() -> None:
-    """Teach skl2onnx to convert LightGBM estimators that sit inside scikit-learn pipelines."""
-    global _REGISTERED
-    if _REGISTERED:
-        return
-    from lightgbm import LGBMClassifier, LGBMRegressor
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-    from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
-        calculate_linear_regressor_output_shapes,
-    )
-
-    update_registered_converter(
-        LGBMClassifier,
-        "LightGbmLGBMClassifier",
-        calculate_linear_classifier_output_shapes,
-        convert_lightgbm,
-        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
-    )
-    update_registered_converter(
-        LGBMRegressor,
-        "LightGbmLGBMRegressor",
-        calculate_linear_regressor_output_shapes,
-        convert_lightgbm,
-        options={"split": None},
-    )
-    _REGISTERED = True
 
 
 # -- checks ----------------------------------------------------------------------------

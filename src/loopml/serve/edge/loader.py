@@ -94,11 +94,16 @@ def load_bundle(path: str | Path, expected_sha256: str | None = None) -> EdgeBun
     try:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IntegrityError(f"{manifest_path} is not valid JSON ({exc}); refusing the bundle")
+        raise IntegrityError(
+            f"{manifest_path} is not valid JSON ({exc}); refusing the bundle"
+        ) from exc
     _check_format(manifest, manifest_path)
     recorded = manifest.get("bundle_sha256")
     actual = manifest_sha256(manifest)
-    for label, want in (("its own bundle_sha256", recorded), ("the expected hash", expected_sha256)):
+    for label, want in (
+        ("its own bundle_sha256", recorded),
+        ("the expected hash", expected_sha256),
+    ):
         if want is not None and actual != want:
             raise IntegrityError(
                 f"{manifest_path} hashes to {actual[:12]}... but {label} is {str(want)[:12]}...: "

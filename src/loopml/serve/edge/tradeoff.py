@@ -135,7 +135,7 @@ def to_markdown(rows: list[TradeoffRow], chosen: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[TradeoffRow], path: str | Path, chosen: str | None = None) -> Path:
+def figure(rows: list[TradeoffRow], chosen: str | None = None) -> Any:
     """Size and single-row latency against metric loss, one point per variant."""
     import matplotlib
 
@@ -145,23 +145,46 @@ def plot(rows: list[TradeoffRow], path: str | Path, chosen: str | None = None) -
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     panels = (
         ("size_bytes", "ONNX size (KiB, log)", 1 / 1024),
-        ("single_row_us", "single-row latency (us, log)", 1.0),
+        ("single_row_us", "single-row latency in ONNX Runtime (us, log)", 1.0),
     )
     for ax, (attr, label, scale) in zip(axes, panels, strict=True):
         for r in rows:
             x = getattr(r, attr) * scale
             colour = "tab:red" if r.name == chosen else "tab:blue"
             ax.scatter([x], [r.metric_loss], color=colour, s=40, zorder=3)
-            ax.annotate(r.name, (x, r.metric_loss), textcoords="offset points", xytext=(5, 4),
-                        fontsize=8)  # fmt: skip
+            ax.annotate(
+                r.name, (x, r.metric_loss), textcoords="offset points", xytext=(5, 4), fontsize=8
+            )
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel(f"{rows[0].metric} loss vs native (lower is better)")
         ax.axhline(0.0, color="grey", lw=0.8)
         ax.grid(True, alpha=0.3)
-    fig.suptitle("edge variants: accuracy / size / speed" + (f" (chosen: {chosen})" if chosen else ""))
+    title = "edge variants: accuracy / size / speed"
+    fig.suptitle(title + (f" (chosen: {chosen})" if chosen else ""))
     fig.tight_layout()
+    return fig
+
+
+def plot(rows: list[TradeoffRow], path: str | Path, chosen: str | None = None) -> Path:
+    """Write :func:`figure` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(rows, chosen)
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def report(rows: list[TradeoffRow], chosen: str, title: str, notes: list[str]) -> str:
+    """The trade-off as one self-contained HTML page (table + plot)."""
+    from loopml.core.report import HtmlReport
+
+    page = HtmlReport(title)
+    page.kpis({"chosen": chosen, "variants": len(rows)})
+    for note in notes:
+        page.text(note, note=True)
+    page.heading("Variants").table([r.to_dict() for r in rows])
+    page.heading("Accuracy / size / speed").figure(figure(rows, chosen), "chosen variant in red")
+    return page.render()

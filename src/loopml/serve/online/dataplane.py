@@ -11,8 +11,9 @@ metrics and the prediction log. A rollout policy wraps this one method.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,15 @@ from loopml.serve.online.model import LoadedModel
 from loopml.serve.online.predlog import PredictionLog
 from loopml.serve.online.repository import ModelRepository
 from loopml.serve.online.settings import ModelSettings, parse_target
+
+
+_PREFIX = os.urandom(6).hex()
+_COUNTER = itertools.count(1)
+
+
+def _next_id() -> str:
+    """A unique request id without a syscall per request (process prefix + counter)."""
+    return f"{_PREFIX}-{next(_COUNTER)}"
 
 
 @dataclass
@@ -103,7 +113,7 @@ class DataPlane:
                 routed_from = model_name
                 model_name, version = target
         model = await self.repository.get(model_name, version)
-        rid = request_id or (headers or {}).get("x-request-id") or uuid.uuid4().hex
+        rid = request_id or (headers or {}).get("x-request-id") or _next_id()
         try:
             result = await self._predict(model, columns, rid, timeout_ms)
         except LoopmlError as exc:
@@ -122,7 +132,7 @@ class DataPlane:
         self, model: LoadedModel, columns: Mapping[str, Any], rid: str, timeout_ms: float | None
     ) -> InferResult:
         settings = model.settings
-        valid = model.signature.validate(columns)
+        valid = model.validate(columns)
         n = len(next(iter(valid.values()))) if valid else 0
         if n == 0:
             return InferResult(model.name, model.version, model.empty_outputs(), 0, rid)

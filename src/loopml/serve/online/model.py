@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Executor
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,43 @@ class LoadedModel:
     @property
     def signature(self) -> Signature:
         return self.predictor.signature
+
+    def validate(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Signature-checked columns; all-numeric inputs take a one-allocation fast path.
+
+        The fast path builds one ``(k, n)`` float matrix and checks it once; anything it
+        cannot vouch for (categories, missing or ragged columns, infinities, NaN in a
+        non-nullable column) goes through :meth:`Signature.validate`, which produces the
+        same values or the error naming the field.
+        """
+        names = self._numeric_names
+        if names is not None:
+            try:
+                matrix = np.array([columns[n] for n in names], dtype=np.float64)
+            except (KeyError, TypeError, ValueError):
+                matrix = None
+            if matrix is not None and matrix.ndim == 2:
+                finite = np.isfinite(matrix)
+                if finite.all() or (
+                    self._all_nullable and not np.isinf(matrix[~finite]).any()
+                ):
+                    return {n: matrix[i] for i, n in enumerate(names)}
+        return self.signature.validate(columns)
+
+    @property
+    def _numeric_names(self) -> list[str] | None:
+        cached = self.__dict__.get("_numeric")
+        if cached is None:
+            inputs = self.signature.inputs
+            numeric = all(c.kind != "category" for c in inputs) and len(inputs) > 0
+            cached = ([c.name for c in inputs] if numeric else [],)
+            self.__dict__["_numeric"] = cached
+            self.__dict__["_nullable"] = all(c.nullable for c in inputs)
+        return cached[0] or None
+
+    @property
+    def _all_nullable(self) -> bool:
+        return self.__dict__.get("_nullable", False)
 
     @property
     def task(self) -> str:
@@ -147,7 +185,7 @@ def build(
     batch_size = settings.max_batch_size or max_batch_size
     warm = _warm_seconds(predictor, batch_size)
     batcher = Batcher(
-        predictor.predict,
+        _validated_predict(predictor),
         max_batch_size=batch_size,
         max_wait_s=(settings.max_wait_ms if settings.max_wait_ms is not None else max_wait_ms)
         / 1000.0,
@@ -183,3 +221,28 @@ def _warm_seconds(predictor: Any, rows: int) -> float | None:
         return best
     except Exception:  # noqa: BLE001 - a model that cannot take zeros still serves, in a thread
         return None
+
+
+def _validated_predict(predictor: Any) -> Any:
+    """The predictor's call for columns the data plane has already validated.
+
+    ``Predictor._predict`` is the documented subclass hook that receives validated
+    columns in signature order; calling it skips a second validation of every batch.
+    Predictors without it (duck-typed ones) get the public ``predict``.
+    """
+    hook = getattr(predictor, "_predict", None)
+    batch_fn = hook if callable(hook) else predictor.predict
+    one = type(predictor).__dict__.get("predict_one")
+    if one is None:  # no flavour-specific single-row path: every batch takes the batch call
+        return batch_fn
+    predict_one = predictor.predict_one
+
+    def predict(columns: dict[str, np.ndarray]) -> np.ndarray:
+        first = next(iter(columns.values()), None)
+        if first is None or len(first) != 1:
+            return batch_fn(columns)
+        # a lone row takes the flavour's single-row path (e.g. LightGBM's fast C entry)
+        out = predict_one({k: v.tolist()[0] for k, v in columns.items()})
+        return np.asarray(out, dtype=np.float64).reshape((1, -1) if np.ndim(out) else (1,))
+
+    return predict

@@ -91,14 +91,20 @@ class PredictionLog:
         if not self._buffer:
             return 0
         batch, self._buffer, self._rows = self._buffer, [], 0
-        rows = _rows(batch)
+        rows: list[dict[str, Any]] = []
+
+        def write() -> None:
+            rows.extend(_rows(batch))  # built off the event loop
+            self.append("prediction", rows)
+
         try:
-            await asyncio.to_thread(self.append, "prediction", rows)
+            await asyncio.to_thread(write)
         except Exception as exc:  # noqa: BLE001 - logging must never take serving down
-            self.failed += len(rows)
+            lost = len(rows) or sum(item[6] for item in batch)
+            self.failed += lost
             if self.on_count:
-                self.on_count("failed", len(rows))
-            log.error("writing %d prediction log rows failed: %s", len(rows), exc)
+                self.on_count("failed", lost)
+            log.error("writing %d prediction log rows failed: %s", lost, exc)
             return 0
         self.written += len(rows)
         if self.on_count:

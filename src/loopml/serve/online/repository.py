@@ -55,7 +55,10 @@ class RegistrySource:
         return self.registry.resolve(name, ref)
 
     def load(self, name: str, version: int) -> Any:
-        from loopml.predict import load_predictor
+        try:
+            from loopml.predict import load_predictor
+        except ImportError:  # the package root may not re-export it
+            from loopml.predict.flavours import load_predictor
 
         return load_predictor(self.registry, name, version)
 
