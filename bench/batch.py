@@ -23,8 +23,7 @@ import sqlalchemy as sa
 
 from loopml.core.config import ProjectConfig, init_project
 from loopml.core.signature import Signature
-from loopml.predict.flavours import load_predictor
-from loopml.predict.flavours import save_model
+from loopml.predict.flavours import load_predictor, save_model
 from loopml.registry.registry import Registry
 from loopml.serve.batch.scorer import BatchScorer
 from loopml.serve.batch.table import PredictionTable
@@ -122,8 +121,8 @@ def main() -> None:
                 drop_pg_schema(s)
         b, lo = statistics.median(base_t), statistics.median(loop_t)
         print(
-            f"{backend:10s} baseline {args.rows / b:>10,.0f} rows/s  loopml {args.rows / lo:>10,.0f} "
-            f"rows/s  ratio {b / lo:.2f}x"
+            f"{backend:10s} baseline {args.rows / b:>10,.0f} rows/s  "
+            f"loopml {args.rows / lo:>10,.0f} rows/s  ratio {b / lo:.2f}x"
         )
 
 

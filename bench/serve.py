@@ -20,8 +20,6 @@ its prediction log samples 1% of requests. Run::
 Needs ``wrk`` on PATH (Debian/Ubuntu: ``apt-get install -y wrk``).
 """
 
-from __future__ import annotations
-
 import argparse
 import json
 import os

@@ -10,8 +10,15 @@ import loopml
 
 def test_exported_names_are_pinned():
     assert loopml.__all__ == [
-        "EventLog", "FeatureView", "LoopmlError", "Predictor", "Project", "ProjectConfig",
-        "Registry", "World", "__version__",
+        "EventLog",
+        "FeatureView",
+        "LoopmlError",
+        "Predictor",
+        "Project",
+        "ProjectConfig",
+        "Registry",
+        "World",
+        "__version__",
     ]
     for name in loopml.__all__:
         assert getattr(loopml, name) is not None

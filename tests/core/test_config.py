@@ -25,8 +25,13 @@ def test_init_refuses_to_overwrite(tmp_path):
 
 def test_real_component_is_a_url_change(tmp_path):
     cfg = ProjectConfig.from_dict(
-        {"storage": {"metadata": "postgresql+psycopg://postgres@127.0.0.1/test",
-                     "online": "redis://127.0.0.1:6379/0", "artifacts": "s3://bucket/models"}},
+        {
+            "storage": {
+                "metadata": "postgresql+psycopg://postgres@127.0.0.1/test",
+                "online": "redis://127.0.0.1:6379/0",
+                "artifacts": "s3://bucket/models",
+            }
+        },
         root=tmp_path,
     )
     assert cfg.url("metadata").startswith("postgresql+psycopg://")
@@ -37,7 +42,10 @@ def test_real_component_is_a_url_change(tmp_path):
     ("doc", "message"),
     [
         ({"storage": {"metadata": "mysql://x"}}, "storage.metadata.*unsupported scheme 'mysql'"),
-        ({"storage": {"metdata": "sqlite:///x"}}, "storage.metdata: unknown key; did you mean 'metadata'"),
+        (
+            {"storage": {"metdata": "sqlite:///x"}},
+            "storage.metdata: unknown key; did you mean 'metadata'",
+        ),
         ({"serve": {"port": "80"}}, "serve.port must be int, got '80'"),
         ({"serve": {"workers": 0}}, "serve.workers must be >= 1"),
         ({"project": {"name": "../x"}}, "project.name '../x' is not allowed"),

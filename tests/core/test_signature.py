@@ -9,11 +9,15 @@ import pytest
 from loopml.core.errors import SignatureError
 from loopml.core.signature import ColumnSpec, Signature
 
-SIG = Signature((ColumnSpec("age"), ColumnSpec("country", "category"), ColumnSpec("n", "int", nullable=False)))
+SIG = Signature(
+    (ColumnSpec("age"), ColumnSpec("country", "category"), ColumnSpec("n", "int", nullable=False))
+)
 
 
 def test_order_and_extra_columns_do_not_matter():
-    cols = SIG.validate({"n": [1, 2], "extra": [0, 0], "country": ["kr", None], "age": [30, np.nan]})
+    cols = SIG.validate(
+        {"n": [1, 2], "extra": [0, 0], "country": ["kr", None], "age": [30, np.nan]}
+    )
     assert list(cols) == ["age", "country", "n"]
     assert cols["country"].tolist() == ["kr", None]
     assert cols["n"].dtype == np.float64

@@ -10,7 +10,9 @@ import typer
 from loopml.cli.options import ProjectOpt, console, open_project
 
 events_app = typer.Typer(help="Inspect and repair the event log.", no_args_is_help=True)
-features_app = typer.Typer(help="Feature views, training sets and the online store.", no_args_is_help=True)
+features_app = typer.Typer(
+    help="Feature views, training sets and the online store.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -21,7 +23,8 @@ def register(app: typer.Typer) -> None:
     def ingest(
         file: Annotated[Path, typer.Argument(help="CSV, JSON lines or Parquet file of events.")],
         event_type: Annotated[
-            str | None, typer.Option("--type", "-t", help="Event type; else the file's event_type column.")
+            str | None,
+            typer.Option("--type", "-t", help="Event type; else the file's event_type column."),
         ] = None,
         project: ProjectOpt = None,
     ) -> None:
@@ -36,11 +39,15 @@ def register(app: typer.Typer) -> None:
         for reason, n in sorted(result.reasons.items(), key=lambda kv: -kv[1])[:10]:
             out.print(f"  [yellow]{n:,}[/] {reason}")
         if result.rejected:
-            out.print(f"dead letters: {result.dead_letter_path}  (see `loopml events dead-letters`)")
+            out.print(
+                f"dead letters: {result.dead_letter_path}  (see `loopml events dead-letters`)"
+            )
 
     @app.command()
     def sql(
-        query: Annotated[str, typer.Argument(help="SQL over the event views (impression, click, ...).")],
+        query: Annotated[
+            str, typer.Argument(help="SQL over the event views (impression, click, ...).")
+        ],
         limit: Annotated[int, typer.Option(help="Rows to print.")] = 50,
         project: ProjectOpt = None,
     ) -> None:

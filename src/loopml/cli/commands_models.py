@@ -8,8 +8,12 @@ import typer
 
 from loopml.cli.options import ProjectOpt, console, open_project
 
-runs_app = typer.Typer(help="Training runs: what was trained on what, with which result.", no_args_is_help=True)
-models_app = typer.Typer(help="The model registry: versions, aliases, audit, rollback.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Training runs: what was trained on what, with which result.", no_args_is_help=True
+)
+models_app = typer.Typer(
+    help="The model registry: versions, aliases, audit, rollback.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -25,10 +29,19 @@ def runs_ls(limit: int = 20, project: ProjectOpt = None) -> None:
     runs = open_project(project).runs.list_runs()[:limit]
     table = Table("run", "name", "status", "started", "roc_auc", "log_loss", "rows")
     for run in runs:
-        m = run.metrics.get("test", run.metrics.get("valid", {})) if isinstance(run.metrics, dict) else {}
+        m = (
+            run.metrics.get("test", run.metrics.get("valid", {}))
+            if isinstance(run.metrics, dict)
+            else {}
+        )
         table.add_row(
-            run.run_id[:12], run.name, run.status, str(run.started_at)[:19],
-            _fmt(m.get("roc_auc")), _fmt(m.get("log_loss")), str(run.params.get("n_train", "")),
+            run.run_id[:12],
+            run.name,
+            run.status,
+            str(run.started_at)[:19],
+            _fmt(m.get("roc_auc")),
+            _fmt(m.get("log_loss")),
+            str(run.params.get("n_train", "")),
         )
     console().print(table)
 

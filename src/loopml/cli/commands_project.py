@@ -11,8 +11,12 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def init(
-        directory: Annotated[Path, typer.Argument(help="Directory for the new project.")] = Path("."),
-        name: Annotated[str | None, typer.Option(help="Project name (default: directory name).")] = None,
+        directory: Annotated[Path, typer.Argument(help="Directory for the new project.")] = Path(
+            "."
+        ),
+        name: Annotated[
+            str | None, typer.Option(help="Project name (default: directory name).")
+        ] = None,
         force: Annotated[bool, typer.Option(help="Overwrite an existing loopml.toml.")] = False,
     ) -> None:
         """Create a project with every store on its embedded default (no services needed)."""
@@ -23,15 +27,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def demo(
-        directory: Annotated[Path, typer.Option("--dir", help="Where to create the demo project.")] = Path(
-            "loopml-demo"
-        ),
+        directory: Annotated[
+            Path, typer.Option("--dir", help="Where to create the demo project.")
+        ] = Path("loopml-demo"),
         days: Annotated[int, typer.Option(help="Simulated days of logs.")] = 14,
-        impressions_per_day: Annotated[int, typer.Option(help="Impressions per simulated day.")] = 100_000,
+        impressions_per_day: Annotated[
+            int, typer.Option(help="Impressions per simulated day.")
+        ] = 100_000,
         seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 0,
         quick: Annotated[bool, typer.Option(help="A small world for a fast smoke run.")] = False,
     ) -> None:
         """Run the whole loop on the embedded default and write an HTML report."""
         from loopml.demo.scenario import run_demo
 
-        run_demo(directory, days=days, impressions_per_day=impressions_per_day, seed=seed, quick=quick)
+        run_demo(
+            directory, days=days, impressions_per_day=impressions_per_day, seed=seed, quick=quick
+        )

@@ -18,11 +18,17 @@ def register(app: typer.Typer) -> None:
 @predict_app.command("batch")
 def predict_batch(
     model: Annotated[str, typer.Argument(help="NAME or NAME@ALIAS (default alias: production).")],
-    date: Annotated[str | None, typer.Option(help="Score date YYYY-MM-DD (default: day after the last event).")] = None,
-    population: Annotated[str, typer.Option(help="Who to score: active_users_x_top_items or active_users.")] = "active_users_x_top_items",
+    date: Annotated[
+        str | None, typer.Option(help="Score date YYYY-MM-DD (default: day after the last event).")
+    ] = None,
+    population: Annotated[
+        str, typer.Option(help="Who to score: active_users_x_top_items or active_users.")
+    ] = "active_users_x_top_items",
     top_items: Annotated[int, typer.Option(help="Candidate items per user.")] = 20,
     chunk_size: Annotated[int, typer.Option(help="Rows per committed chunk.")] = 50_000,
-    force: Annotated[bool, typer.Option(help="Rewrite every chunk even if already committed.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Rewrite every chunk even if already committed.")
+    ] = False,
     project: ProjectOpt = None,
 ) -> None:
     """Pattern 1: score a population and upsert it into the predictions table (resumable)."""
@@ -30,8 +36,14 @@ def predict_batch(
 
     proj = open_project(project)
     result = run_batch_job(
-        proj.config, model, score_date=date, population=population, top_items=top_items,
-        chunk_size=chunk_size, force=force, progress=True,
+        proj.config,
+        model,
+        score_date=date,
+        population=population,
+        top_items=top_items,
+        chunk_size=chunk_size,
+        force=force,
+        progress=True,
     )
     console().print(
         f"job {result.job_id[:12]}: {result.rows:,} rows in {result.seconds:.1f}s "

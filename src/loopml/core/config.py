@@ -160,7 +160,7 @@ def default_toml(name: str) -> str:
     """The text ``loopml init`` writes: every store on its embedded default."""
     s = StorageConfig()
     v = ServeConfig()
-    return f"""# loopml project. Each store is a URL: swap a default for a real service by editing it.
+    return f"""# loopml project. Each store is a URL: edit one to move it to a real service.
 #   metadata / predictions : sqlite:///path  |  postgresql+psycopg://user@127.0.0.1:5432/db
 #   artifacts / events     : a local path    |  any fsspec URL (s3://bucket/prefix, ...)
 #   online / cache         : memory://  |  sqlite:///path  |  redis://127.0.0.1:6379/0
@@ -197,9 +197,7 @@ def init_project(directory: str | Path, name: str | None = None, force: bool = F
     root.mkdir(parents=True, exist_ok=True)
     path = root / CONFIG_FILE
     if path.exists() and not force:
-        raise ConfigError(
-            f"{path} already exists; pass --force to overwrite it", key="project"
-        )
+        raise ConfigError(f"{path} already exists; pass --force to overwrite it", key="project")
     project_name = check_name(name or root.resolve().name, "project.name")
     path.write_text(default_toml(project_name))
     (root / ".loopml").mkdir(exist_ok=True)

@@ -86,7 +86,10 @@ class HtmlReport:
         plt.close(fig)
         data = base64.b64encode(buf.getvalue()).decode()
         cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-        self._blocks.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">{cap}</figure>')
+        self._blocks.append(
+            f'<figure><img alt="{html.escape(caption)}" '
+            f'src="data:image/png;base64,{data}">{cap}</figure>'
+        )
         return self
 
     def render(self) -> str:

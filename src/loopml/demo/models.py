@@ -43,8 +43,15 @@ def candidates(seed: int) -> dict[str, tuple[Any, list[str]]]:
         LogisticRegression(max_iter=300, C=1.0),
     )
     lgbm = LGBMClassifier(
-        n_estimators=200, learning_rate=0.08, num_leaves=31, min_child_samples=50,
-        subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=seed, verbose=-1,
+        n_estimators=200,
+        learning_rate=0.08,
+        num_leaves=31,
+        min_child_samples=50,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        random_state=seed,
+        verbose=-1,
         n_jobs=2,
     )
     return {

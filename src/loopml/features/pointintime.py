@@ -1,26 +1,26 @@
-"""Point-in-time feature values, computed exactly in DuckDB with ASOF joins.
+"""Point-in-time feature values: a row at time t sees only events with ``ts < t``.
 
-A feature for a row at time t uses only events with ``ts < t`` (strictly earlier), so
-no future event, and no event at the same instant, leaks into a training row.
-
-How: per (event type, entity) the events are reduced to one row per distinct ts with a
-running count/sum ordered by ts. An ``ASOF JOIN ... ON q.ts > c.ts`` picks the last
-running total strictly before t; a second one at ``t - window`` is subtracted, giving
-the count in ``[t - window, t)`` exactly (ties included). Recency comes from the same
-join (the ts it matched), snapshots from an ASOF join on the latest attribute row. All
-joins run in one query, so a training set of millions of rows takes seconds.
+DuckDB reads the de-duplicated events each view needs (once per event type, bounded in
+time: ``[earliest t - longest window, latest t)``, unbounded below only for recency and
+snapshots); :mod:`loopml.features.asof` then answers every (entity, t) lookup exactly:
+windowed counts and sums as the difference of running totals at t and at t - window,
+recency and snapshots from the latest event strictly before t.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from loopml.core.errors import ValidationError
-from loopml.features.views import Age, Count, FeatureView, Latest, Rate, Recency, Sum
+from loopml.features.asof import AsOfIndex, encode
+from loopml.features.views import Age, Count, FeatureView, Rate, Recency, Sum
 from loopml.features.windows import window_seconds
 from loopml.logs.progress import progress_bar
-from loopml.logs.schemas import SQL_TYPES, all_fields
+from loopml.logs.schemas import all_fields
 
 if TYPE_CHECKING:
     import duckdb
@@ -28,11 +28,9 @@ if TYPE_CHECKING:
 
     from loopml.logs.eventlog import EventLog
 
-ROW = "_row"
-
 
 def check_views(views: Sequence[FeatureView], available: Sequence[str], what: str) -> None:
-    """Refuse non-views, duplicate view names, and entity keys the rows do not have."""
+    """Refuse non-views, one view listed twice, and entity keys the rows do not have."""
     seen: set[str] = set()
     for view in views:
         if not isinstance(view, FeatureView):
@@ -55,136 +53,181 @@ def check_views(views: Sequence[FeatureView], available: Sequence[str], what: st
             )
 
 
+@dataclass
+class _Source:
+    """What the views need from one (event type, entity) pair."""
+
+    event: str
+    entity: str
+    columns: set[str] = field(default_factory=set)
+    longest: int = 0  # longest window in seconds
+    unbounded: bool = False  # recency / snapshots need all history
+    snapshot: bool = False  # ties at one instant are broken by event_id
+    table: Any = None
+    index: AsOfIndex | None = None
+
+
+def _plan(views: Sequence[FeatureView]) -> dict[tuple[str, str], _Source]:
+    sources: dict[tuple[str, str], _Source] = {}
+
+    def source(event: str, entity: str) -> _Source:
+        return sources.setdefault((event, entity), _Source(event, entity))
+
+    for view in views:
+        for f in view.features:
+            if isinstance(f, Rate):
+                for event in (f.numerator, f.denominator):
+                    s = source(event, view.entity)
+                    s.longest = max(s.longest, window_seconds(f.window))
+                continue
+            s = source(f.event, view.entity)
+            if isinstance(f, Count | Sum):
+                s.longest = max(s.longest, window_seconds(f.window))
+                if isinstance(f, Sum):
+                    s.columns.add(f.column)
+            elif isinstance(f, Recency):
+                s.unbounded = True
+            else:
+                s.unbounded = s.snapshot = True
+                s.columns.add(f.column)
+    return sources
+
+
 def materialise_events(
     con: duckdb.DuckDBPyConnection,
     views: Sequence[FeatureView],
+    first: Any,
     before: Any,
     extra: dict[str, set[str]] | None = None,
 ) -> None:
-    """Copy each needed event type once (de-duplicated, ``ts < before``) into ``ev_<type>``."""
-    need: dict[str, set[str]] = {k: set(v) for k, v in (extra or {}).items()}
-    for view in views:
-        for f in view.features:
-            for event in (f.numerator, f.denominator) if isinstance(f, Rate) else (f.event,):
-                cols = need.setdefault(event, set())
-                cols.add(view.entity)
-                if isinstance(f, Sum | Latest | Age):
-                    cols.add(f.column)
-    for event, cols in need.items():
-        ordered = [c for c in all_fields(event) if c in cols | {"event_id", "ts"}]
-        select = ", ".join(f'"{c}"' for c in ordered)
-        con.execute(
-            f'CREATE OR REPLACE TEMP TABLE "ev_{event}" AS SELECT {select} FROM "{event}" '
-            f"WHERE ts < $before",
-            {"before": before},
-        )
+    """Copy each needed event type once, de-duplicated and time-bounded, into ``ev_<type>``.
 
-
-def feature_query(
-    con: duckdb.DuckDBPyConnection, views: Sequence[FeatureView], table: str
-) -> tuple[str, list[str]]:
-    """SQL selecting ``_row`` plus every view's columns for the rows of ``table``.
-
-    ``table`` needs ``_row``, ``ts`` and the views' entity columns; the ``ev_<type>``
-    tables must exist (:func:`materialise_events`).
+    ``first``/``before``: the earliest and (exclusive) latest query time. ``extra``: more
+    columns per type, read from ``first`` on (the training set's impressions).
     """
-    shifts: set[int] = set()
-    cums: dict[tuple[str, str], dict[str, Any]] = {}
-    snaps: dict[tuple[str, str], set[str]] = {}
+    import pandas as pd
 
-    def cum(event: str, entity: str) -> dict[str, Any]:
-        return cums.setdefault(
-            (event, entity), {"windows": set(), "sums": set(), "unbounded": False}
-        )
+    cols: dict[str, set[str]] = {}
+    lower: dict[str, Any] = {}  # earliest ts needed per event type; None = all history
 
-    for view in views:
-        for f in view.features:
-            if isinstance(f, Count | Sum):
-                spec = cum(f.event, view.entity)
-                spec["windows"].add(window_seconds(f.window))
-                if isinstance(f, Sum):
-                    spec["sums"].add(f.column)
-            elif isinstance(f, Rate):
-                for event in (f.numerator, f.denominator):
-                    cum(event, view.entity)["windows"].add(window_seconds(f.window))
-            elif isinstance(f, Recency):
-                cum(f.event, view.entity)["unbounded"] = True
-            else:
-                snaps.setdefault((f.event, view.entity), set()).add(f.column)
+    def need(event: str, bound: Any) -> None:
+        if bound is None or lower.get(event, bound) is None:
+            lower[event] = None
+        else:
+            lower[event] = min(bound, lower.get(event, bound))
 
-    joins: list[str] = []
-    alias: dict[tuple[str, str, int], str] = {}  # (event, entity, shift) -> join alias
-    for i, ((event, entity), spec) in enumerate(sorted(cums.items())):
-        sums = sorted(spec["sums"])
-        inner = ", ".join(["count(*) AS n", *(f'sum("{c}") AS s_{c}' for c in sums)])
-        running = ", ".join(["sum(n) OVER w AS n", *(f"sum(s_{c}) OVER w AS s_{c}" for c in sums)])
-        longest = max(spec["windows"], default=0)
-        where = f'"{entity}" IS NOT NULL'
-        params: dict[str, Any] = {}
-        if not spec["unbounded"] and longest:  # older events never enter a window
-            where += f" AND ts >= (SELECT min(ts) FROM {table}) - to_microseconds($span)"
-            params = {"span": longest * 1_000_000}
+    for s in _plan(views).values():
+        cols.setdefault(s.event, set()).update({s.entity, *s.columns})
+        need(s.event, None if s.unbounded else first - pd.Timedelta(seconds=s.longest))
+    for event, more in (extra or {}).items():
+        cols.setdefault(event, set()).update(more)
+        need(event, first)
+    for event, needed in cols.items():
+        ordered = [c for c in all_fields(event) if c in needed | {"event_id", "ts"}]
+        where, params = "ts < $before", {"before": before}
+        if lower[event] is not None:
+            where += " AND ts >= $after"
+            params["after"] = lower[event]
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE cum_{i} AS SELECT k, ts, {running} FROM "
-            f'(SELECT "{entity}" AS k, ts, {inner} FROM "ev_{event}" WHERE {where} GROUP BY ALL) '
-            "WINDOW w AS (PARTITION BY k ORDER BY ts ROWS UNBOUNDED PRECEDING)",
+            f'CREATE OR REPLACE TEMP TABLE "ev_{event}" AS SELECT '
+            f'{", ".join(f"{chr(34)}{c}{chr(34)}" for c in ordered)} FROM "{event}" WHERE {where}',
             params,
         )
-        for shift in [0, *sorted(spec["windows"])]:
-            name = f"c{i}_{shift}"
-            alias[(event, entity, shift)] = name
-            shifts.add(shift)
-            at = "q.ts" if shift == 0 else f"q.t_{shift}"
-            joins.append(
-                f'ASOF LEFT JOIN cum_{i} {name} ON q."{entity}" = {name}.k AND {at} > {name}.ts'
-            )
-    snap_alias: dict[tuple[str, str], str] = {}
-    for j, ((event, entity), cols) in enumerate(sorted(snaps.items())):
-        picks = ", ".join(f'arg_max("{c}", event_id) AS "{c}"' for c in sorted(cols))
-        con.execute(
-            f'CREATE OR REPLACE TEMP TABLE snap_{j} AS SELECT "{entity}" AS k, ts, {picks} '
-            f'FROM "ev_{event}" WHERE "{entity}" IS NOT NULL GROUP BY ALL'
-        )
-        name = f"s{j}"
-        snap_alias[(event, entity)] = name
-        joins.append(
-            f'ASOF LEFT JOIN snap_{j} {name} ON q."{entity}" = {name}.k AND q.ts > {name}.ts'
-        )
 
-    columns, exprs = [], []
+
+def compute_features(
+    con: duckdb.DuckDBPyConnection,
+    views: Sequence[FeatureView],
+    keys: dict[str, Any],
+    ts_us: np.ndarray,
+) -> dict[str, Any]:
+    """Every view column for query rows given by entity ``keys`` (Arrow strings) and
+    ``ts_us`` (int64 microseconds, UTC); reads the ``ev_<type>`` tables."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    sources = _plan(views)
+    for s in sources.values():
+        picks = ", ".join(f'"{c}"' for c in sorted(s.columns))
+        s.table = con.sql(
+            f'SELECT "{s.entity}" AS k, epoch_us(ts) AS t, event_id{", " if picks else ""}'
+            f'{picks} FROM "ev_{s.event}" WHERE "{s.entity}" IS NOT NULL'
+        ).to_arrow_table()
+    codes: dict[str, np.ndarray] = {}
+    for entity in sorted({s.entity for s in sources.values()}):
+        mine = [s for s in sources.values() if s.entity == entity]
+        encoded = encode(keys[entity], *(s.table.column("k") for s in mine))
+        codes[entity] = encoded[0]
+        for s, c in zip(mine, encoded[1:], strict=True):
+            t = s.table.column("t").to_numpy().astype(np.int64)
+            tie = None
+            if s.snapshot:
+                tie = pc.rank(s.table.column("event_id"), tiebreaker="first").to_numpy()
+            s.index = AsOfIndex(c, t, tie)
+
+    queries: dict[tuple[str, str], Any] = {}
+
+    def lookup(event: str, entity: str) -> Any:
+        if (event, entity) not in queries:
+            queries[(event, entity)] = sources[(event, entity)].index.query(codes[entity], ts_us)
+        return queries[(event, entity)]
+
+    out: dict[str, Any] = {}
     for view in views:
         for f, column in zip(view.features, view.columns, strict=True):
-            exprs.append(f'{_expr(f, view.entity, alias, snap_alias)} AS "{column}"')
-            columns.append(column)
-    shifted = "".join(f", ts - to_microseconds({s * 1_000_000}) AS t_{s}" for s in shifts if s)
-    sql = f"SELECT q.{ROW}, {', '.join(exprs)} FROM (SELECT *{shifted} FROM {table}) q " + " ".join(
-        joins
-    )
-    return sql, columns
+            if isinstance(f, Count):
+                out[column] = lookup(f.event, view.entity).window_count(window_seconds(f.window))
+            elif isinstance(f, Sum):
+                values = _floats(sources[(f.event, view.entity)].table.column(f.column))
+                q = lookup(f.event, view.entity)
+                out[column] = q.window_sum(values, window_seconds(f.window))
+            elif isinstance(f, Rate):
+                seconds = window_seconds(f.window)
+                num = lookup(f.numerator, view.entity).window_count(seconds)
+                den = lookup(f.denominator, view.entity).window_count(seconds)
+                total = den + float(f.weight)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rate = (num + float(f.prior) * float(f.weight)) / total
+                out[column] = np.where(total > 0, rate, np.nan)
+            else:
+                table = sources[(f.event, view.entity)].table
+                last = lookup(f.event, view.entity).last()
+                if isinstance(f, Recency):
+                    when = table.column("t").to_numpy().astype(np.int64)
+                    out[column] = _since(ts_us, when, last) / 1e6
+                elif isinstance(f, Age):
+                    stamp = pc.cast(pc.cast(table.column(f.column), pa.timestamp("us")), pa.int64())
+                    when = pc.fill_null(stamp, 0).to_numpy()
+                    known = last >= 0
+                    known[known] &= pc.is_valid(stamp).to_numpy(zero_copy_only=False)[last[known]]
+                    out[column] = _since(ts_us, when, np.where(known, last, -1)) / 86_400e6
+                else:
+                    out[column] = table.column(f.column).take(pa.array(last, mask=last < 0))
+    return out
 
 
-def _expr(f: Any, entity: str, alias: dict, snap_alias: dict) -> str:
-    def windowed(event: str, value: str, window: str) -> str:
-        now = alias[(event, entity, 0)]
-        then = alias[(event, entity, window_seconds(window))]
-        return f"(coalesce({now}.{value}, 0) - coalesce({then}.{value}, 0))"
+def _floats(column: Any) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    if isinstance(f, Count):
-        return f"CAST({windowed(f.event, 'n', f.window)} AS BIGINT)"
-    if isinstance(f, Sum):
-        return f"CAST({windowed(f.event, f's_{f.column}', f.window)} AS DOUBLE)"
-    if isinstance(f, Rate):
-        num = windowed(f.numerator, "n", f.window)
-        den = windowed(f.denominator, "n", f.window)
-        prior = float(f.prior) * float(f.weight)
-        return f"(({num} + {prior!r}) / nullif({den} + {float(f.weight)!r}, 0))"
-    if isinstance(f, Recency):
-        last = alias[(f.event, entity, 0)]
-        return f"((epoch_us(q.ts) - epoch_us({last}.ts)) / 1e6)"
-    snap = snap_alias[(f.event, entity)]
-    if isinstance(f, Age):
-        return f'((epoch_us(q.ts) - epoch_us({snap}."{f.column}")) / 86400e6)'
-    return f'{snap}."{f.column}"'
+    return pc.fill_null(pc.cast(column, pa.float64()), 0.0).to_numpy()
+
+
+def _since(now: np.ndarray, when: Any, last: np.ndarray) -> np.ndarray:
+    """``now - when[last]`` in microseconds as float, NaN where there is no event."""
+    if len(when) == 0:
+        return np.full(len(now), np.nan)
+    picked = np.asarray(when, dtype=np.int64)[np.maximum(last, 0)]
+    return np.where(last >= 0, (now - picked).astype(np.float64), np.nan)
+
+
+def as_pandas(values: Any) -> Any:
+    """A feature column ready to assign positionally (Arrow -> a pandas array, no index)."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values.to_pandas().array
+    return values
 
 
 def point_in_time(
@@ -194,59 +237,43 @@ def point_in_time(
     *,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Join each row of ``entities`` (entity columns + ``ts``) to its features as of ``ts``.
+    """``entities`` (entity columns + ``ts``) with each view's features as of each row's ts.
 
-    Returns ``entities`` (same order, same index) with the views' columns appended.
+    Same rows, order and index as given; feature columns are named ``<view>__<feature>``.
     """
     import pandas as pd
-
-    from loopml.logs.eventlog import to_frame
-    from loopml.logs.evolution import utc
+    import pyarrow as pa
 
     if "ts" not in entities.columns:
         raise ValidationError(
-            f"entities need a 'ts' column (the time each row's features are wanted at); got "
+            f"entities need a 'ts' column (when each row's features are wanted); got "
             f"{list(entities.columns)}",
             field="ts",
         )
     check_views(views, list(entities.columns), "entities")
-    keys = sorted({v.entity for v in views})
     try:
-        stamps = pd.to_datetime(entities["ts"], utc=True)
+        stamps = pd.to_datetime(entities["ts"], utc=True).astype("datetime64[us, UTC]")
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"entities.ts is not a time column ({exc})", field="ts") from None
-    frame = pd.DataFrame({k: entities[k].astype("str") for k in keys})
-    frame["ts"] = stamps.astype("datetime64[us, UTC]").to_numpy()
-    frame[ROW] = range(len(frame))
+    if stamps.isna().any():
+        raise ValidationError("entities.ts has missing times; give every row a ts", field="ts")
+    out = entities.copy()
+    if len(entities) == 0:
+        for view in views:
+            for column in view.columns:
+                out[column] = pd.Series(dtype=object)
+        return out
+    ts_us = stamps.to_numpy().astype("datetime64[us]").astype(np.int64)
+    keys = {v.entity: pa.array(entities[v.entity].astype("str"), pa.string()) for v in views}
     con = log.connect()
     try:
-        with progress_bar(3, "point-in-time features", progress) as advance:
-            con.register("entities_in", frame)
-            types = ", ".join(f'CAST("{k}" AS VARCHAR) AS "{k}"' for k in keys)
-            con.execute(
-                f"CREATE TEMP TABLE q AS SELECT {ROW}, {types}, CAST(ts AS TIMESTAMPTZ) AS ts "
-                "FROM entities_in"
-            )
-            top = frame["ts"].max() if len(frame) else utc("1970-01-01")
-            materialise_events(con, views, top)
+        with progress_bar(2, "point-in-time features", progress) as advance:
+            materialise_events(con, views, stamps.min(), stamps.max())
             advance(1)
-            sql, columns = feature_query(con, views, "q")
-            advance(1)
-            values = to_frame(con.sql(f"{sql} ORDER BY {ROW}"))
+            values = compute_features(con, views, keys, ts_us)
             advance(1)
     finally:
         con.close()
-    out = entities.copy()
-    for column in columns:
-        out[column] = values[column].to_numpy() if len(values) else pd.Series(dtype=object)
+    for column, data in values.items():
+        out[column] = as_pandas(data)
     return out
-
-
-def sql_type(view: FeatureView, column: str) -> str:
-    """The DuckDB type of one output column (for typed empty results)."""
-    f = view.features[view.columns.index(column)]
-    if isinstance(f, Count):
-        return "BIGINT"
-    if isinstance(f, Latest):
-        return SQL_TYPES[all_fields(f.event)[f.column].type]
-    return "DOUBLE"

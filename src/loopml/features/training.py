@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from loopml.core.errors import ValidationError
 from loopml.features.pointintime import (
-    ROW,
+    as_pandas,
     check_views,
-    feature_query,
+    compute_features,
     materialise_events,
     point_in_time,
 )
@@ -43,10 +45,9 @@ def build_training_set(
     ``label`` = 1 when a ``label`` event for that impression came within ``label_window``.
 
     ``frame.attrs["loopml"]`` records the view versions, the time range and the label, for
-    model lineage. Rows near ``end`` whose label window reaches past the newest event
-    may be missing late labels: leave a ``label_window`` of margin when choosing ``end``.
+    model lineage. Impressions whose label window reaches past the newest logged event may
+    still get a late label: leave ``label_window`` of margin before the end of the log.
     """
-    from loopml.logs.eventlog import to_frame
     from loopml.logs.evolution import utc
 
     lo, hi = utc(start), utc(end)
@@ -62,46 +63,37 @@ def build_training_set(
             f"impression_id column, one of {valid}",
             field="label",
         )
-    horizon = window_seconds(label_window, "label_window")
+    horizon = window_seconds(label_window, "label_window") * 1_000_000
     con = log.connect()
     try:
-        with progress_bar(4, "building training set", progress) as advance:
-            materialise_events(
-                con,
-                views,
-                hi,
-                extra={"impression": {"request_id", "user_id", "item_id", "position", "device"}},
-            )
-            cols = ", ".join(f'"{c}"' for c in BASE_COLUMNS)
-            con.execute(
-                f"CREATE TEMP TABLE q AS SELECT row_number() OVER (ORDER BY ts, event_id) "
-                f'AS {ROW}, {cols} FROM "ev_impression" WHERE ts >= $lo',
-                {"lo": lo},
-            )
+        with progress_bar(3, "building training set", progress) as advance:
+            materialise_events(con, views, lo, hi, extra={"impression": set(BASE_COLUMNS)})
+            cols = ", ".join(f'i."{c}"' for c in BASE_COLUMNS)
+            rows = con.sql(
+                f'WITH hits AS (SELECT DISTINCT l.impression_id FROM "{label}" l '
+                'JOIN "ev_impression" i ON l.impression_id = i.event_id '
+                "AND l.ts >= i.ts AND l.ts <= i.ts + to_microseconds($h) "
+                "WHERE l.ts >= $lo AND l.ts <= $hi + to_microseconds($h)) "
+                f"SELECT {cols}, epoch_us(i.ts) AS _t, "
+                "CAST(h.impression_id IS NOT NULL AS TINYINT) AS label "
+                'FROM "ev_impression" i LEFT JOIN hits h ON h.impression_id = i.event_id '
+                "WHERE i.ts >= $lo ORDER BY i.ts, i.event_id",
+                params={"h": horizon, "lo": lo, "hi": hi},
+            ).to_arrow_table()
             advance(1)
-            features, columns = feature_query(con, views, "q")
+            keys = {c: rows.column(c) for c in ("user_id", "item_id")}
+            ts_us = rows.column("_t").to_numpy().astype(np.int64)
+            values = compute_features(con, views, keys, ts_us)
             advance(1)
-            con.execute(
-                f'CREATE TEMP TABLE labels AS SELECT DISTINCT q.{ROW} FROM q JOIN "{label}" l '
-                "ON l.impression_id = q.event_id AND l.ts >= q.ts "
-                "AND l.ts <= q.ts + to_microseconds($h) "
-                "WHERE l.ts >= $lo AND l.ts <= $hi + to_microseconds($h)",
-                {"h": horizon * 1_000_000, "lo": lo, "hi": hi},
-            )
-            advance(1)
-            feature_cols = ", ".join(f'f."{c}"' for c in columns)
-            frame = to_frame(
-                con.sql(
-                    f"SELECT {', '.join(f'q.{c}' for c in BASE_COLUMNS)}, {feature_cols}, "
-                    f"CAST(l.{ROW} IS NOT NULL AS TINYINT) AS label "
-                    f"FROM q JOIN ({features}) f USING ({ROW}) "
-                    f"LEFT JOIN labels l USING ({ROW}) ORDER BY q.{ROW}"
-                )
-            )
+            frame = rows.select(list(BASE_COLUMNS)).to_pandas()
+            for column, data in values.items():
+                frame[column] = as_pandas(data)
+            frame["label"] = rows.column("label").to_numpy().astype(np.int8)
             advance(1)
     finally:
         con.close()
-    frame["label"] = frame["label"].astype("int8")
+    if frame["ts"].dtype != "datetime64[us, UTC]" and len(frame):
+        frame["ts"] = frame["ts"].astype("datetime64[us, UTC]")
     frame.attrs["loopml"] = {
         "views": {v.name: v.version for v in views},
         "start": lo.isoformat(),
@@ -124,7 +116,7 @@ def latest_values(
 
     These are exactly the values a training row at ``as_of`` would get, so the online
     store (materialised from this) serves what the model was trained on. Without
-    ``entity_ids``, every entity that has any of the view's events before ``as_of``.
+    ``entity_ids``: every entity with any of the view's events before ``as_of``.
     """
     import pandas as pd
 
@@ -141,11 +133,12 @@ def latest_values(
         )
         con = log.connect()
         try:
-            ids = [r[0] for r in con.execute(f"{union} ORDER BY k", {"at": at}).fetchall()]
+            found = con.sql(f"{union} ORDER BY k", params={"at": at}).to_arrow_table()
         finally:
             con.close()
+        ids = found.column("k").to_pandas()
     else:
-        ids = [str(e) for e in entity_ids]
-    entities = pd.DataFrame({view.entity: pd.Series(ids, dtype="str"), "ts": at})
+        ids = pd.Series([str(e) for e in entity_ids], dtype="str")
+    entities = pd.DataFrame({view.entity: ids.array, "ts": at})
     out = point_in_time(log, [view], entities)
     return out.drop(columns=["ts"]).reset_index(drop=True)

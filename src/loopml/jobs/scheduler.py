@@ -50,7 +50,7 @@ class Scheduler:
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.config = config
-        self.store = JobStore.from_config(config)
+        self.store = JobStore.from_config(config, clock)
         self.lease_ttl = lease_ttl
         self.kinds = dict(KINDS if kinds is None else kinds)
         self.progress = progress
@@ -81,7 +81,7 @@ class Scheduler:
         self.recover()
         self.enqueue_due(now)
         finished = []
-        for run in self.store.queued(now):
+        for run in self.store.queued(max(now, self.clock())):
             done = self.execute(run)
             if done is not None:
                 finished.append(done)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,13 +91,16 @@ class JobStore:
     ['nightly-drift']
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.engine = engine_for(url)
+        self.clock = clock
         ensure_tables(self.engine)
 
     @classmethod
-    def from_config(cls, cfg: ProjectConfig) -> JobStore:
-        return cls(cfg.url("metadata"))
+    def from_config(
+        cls, cfg: ProjectConfig, clock: Callable[[], dt.datetime] = utcnow
+    ) -> JobStore:
+        return cls(cfg.url("metadata"), clock)
 
     # -- jobs ------------------------------------------------------------------------------
     def add(self, spec: JobSpec, replace: bool = False, now: dt.datetime | None = None) -> JobSpec:
@@ -110,7 +114,7 @@ class JobStore:
                 f"{spec.max_retries} and {spec.retry_delay_s}",
                 field="max_retries",
             )
-        now = now or utcnow()
+        now = now or self.clock()
         due = next_run(spec.schedule, now) if spec.schedule else None
         row = {
             "name": spec.name, "kind": spec.kind, "schedule": spec.schedule,
@@ -158,7 +162,7 @@ class JobStore:
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(jobs).where(jobs.c.name == name)
-                .values(enabled=enabled, updated_at=utcnow())
+                .values(enabled=enabled, updated_at=self.clock())
             )
         return self.get(name)
 
@@ -187,7 +191,7 @@ class JobStore:
     ) -> RunRecord:
         """Queue one attempt of ``job`` to start no earlier than ``not_before``."""
         self.get(job)
-        now = utcnow()
+        now = self.clock()
         row = {
             "job": job, "attempt": attempt, "first_run": first_run, "status": "queued",
             "trigger": trigger, "not_before": not_before or now, "queued_at": now,
@@ -223,7 +227,7 @@ class JobStore:
             return conn.execute(
                 sa.update(runs)
                 .where(runs.c.id == run_id, runs.c.status == "queued")
-                .values(status="running", owner=owner, started_at=utcnow())
+                .values(status="running", owner=owner, started_at=self.clock())
             ).rowcount == 1
 
     def finish(
@@ -238,7 +242,7 @@ class JobStore:
         """Record the outcome of a run that is still in state ``expect``."""
         if status not in STATUSES:
             raise ValidationError(f"run status {status!r} is not one of {STATUSES}")
-        values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+        values: dict[str, Any] = {"status": status, "finished_at": self.clock(), "error": error}
         if result is not None:
             values["result"] = json.dumps(result, default=str)
         with self.engine.begin() as conn:

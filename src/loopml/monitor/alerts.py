@@ -242,12 +242,15 @@ class AlertEngine:
         )
 
     def _window_breach(self, rule: AlertRule, window: dict[str, Any]) -> tuple[float, str] | None:
+        report = json.loads(window["report"])
         if rule.source == "quality":
             failed = int(window["quality_failed"])
-            return (failed, f"{failed} data-quality check(s) failed") if failed else None
+            checks = [c for c in report.get("quality", {}).get("checks", []) if c["failed"]]
+            named = ", ".join(f"{c['check']} on {c['column']} ({c['value']:.3g})"
+                              for c in checks[:5])
+            return (failed, f"{failed} data-quality check(s) failed: {named}") if failed else None
         compare = _OPS[rule.op]
         cols = self.store.window_columns(window["id"])
-        report = json.loads(window["report"])
         prediction = (report.get("prediction") or {}).get("column")
         if rule.source == "prediction":
             cols = [c for c in cols if c["column"] == prediction]

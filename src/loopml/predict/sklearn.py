@@ -108,7 +108,20 @@ def save(model: Any) -> bytes:
 
 def load(data: bytes) -> Any:
     """Unpickle an artifact written by :func:`save` (the caller has verified its hash)."""
-    payload = pickle.loads(data)  # noqa: S301 - bytes are hash-verified registry artifacts
+    try:
+        payload = pickle.loads(data)  # noqa: S301 - bytes are hash-verified registry artifacts
+    except (ModuleNotFoundError, AttributeError) as exc:
+        raise ValidationError(
+            f"cannot rebuild the model: {exc}; it was pickled with code this environment does "
+            "not have (another loopml/scikit-learn version?). Retrain or install that version",
+            field="model",
+        ) from exc
+    except (pickle.UnpicklingError, EOFError, ValueError, IndexError, KeyError) as exc:
+        raise ValidationError(
+            f"artifact is not a loopml sklearn model ({exc}); was it registered with another "
+            "flavour?",
+            field="flavour",
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValidationError(
             "artifact is not a loopml sklearn model (no format marker); was it registered "

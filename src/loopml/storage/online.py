@@ -320,8 +320,12 @@ class OnlineStore:
         *,
         as_of: Any = None,
         ttl_s: float | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> int:
-        """Store ``{entity_id: {feature: value}}`` for ``view``; return the rows written."""
+        """Store ``{entity_id: {feature: value}}`` for ``view``; return the rows written.
+
+        ``extra`` (e.g. the view version) is kept in the view's metadata.
+        """
         check_name(view, "feature view")
         encoded: dict[str, bytes] = {}
         features: set[str] = set()
@@ -340,6 +344,7 @@ class OnlineStore:
             "as_of": str(as_of) if as_of is not None else None,
             "written_at": time.time(),
             "entities": max(len(encoded), int(info.get("entities", 0))),
+            **{str(k): _plain(v) for k, v in (extra or {}).items()},
         }
         known = self.views()
         index = sorted(set(known) | {view})

@@ -40,7 +40,13 @@ def takes_missing(estimator: Any) -> bool:
 
 
 def wants_category_dtype(estimator: Any) -> bool:
-    """Native categorical learners want pandas ``category`` dtype; others plain strings."""
+    """Native categorical learners want pandas ``category`` dtype; others plain strings.
+
+    A meta-estimator answers for itself through a ``wants_category_dtype()`` method.
+    """
+    own = getattr(estimator, "wants_category_dtype", None)
+    if callable(own):
+        return bool(own())
     return _is_lightgbm(estimator) or "categorical_features" in _params(estimator)
 
 

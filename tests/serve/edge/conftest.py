@@ -3,7 +3,7 @@
 Trained once per session (seconds), so each test exports real registered models:
 ``ctr_pipe`` (a scikit-learn pipeline: imputer, scaler, one-hot, ordinal encoder and a
 logistic regression), ``ctr_gbm`` (loopml's LightGBM flavour on pandas categories,
-trained on negatively downsampled data) and ``ctr_hgb`` (a pipeline ending in
+trained on negatively downsampled data) and ``ctr_gb`` (the same pipeline ending in
 scikit-learn gradient boosting).
 """
 
@@ -67,9 +67,7 @@ def pipeline(final):  # noqa: ANN001, ANN201
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-    numbers = Pipeline(
-        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-    )
+    numbers = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     country = Pipeline(
         [
             ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
@@ -93,7 +91,7 @@ def world() -> dict[str, pd.DataFrame]:
 def edge_cfg(tmp_path_factory: pytest.TempPathFactory, world) -> ProjectConfig:  # noqa: ANN001
     """A project with three registered models, each aliased ``production``."""
     import lightgbm as lgb
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
     from loopml.predict.flavours import save_model
@@ -110,8 +108,8 @@ def edge_cfg(tmp_path_factory: pytest.TempPathFactory, world) -> ProjectConfig: 
     registry.register("ctr_pipe", save_model(pipe, "sklearn"), flavour="sklearn",
                       signature=signature())  # fmt: skip
 
-    hgb = pipeline(HistGradientBoostingClassifier(max_iter=60, random_state=0)).fit(X, y)
-    registry.register("ctr_hgb", save_model(hgb, "sklearn"), flavour="sklearn",
+    gb = pipeline(GradientBoostingClassifier(n_estimators=60, max_depth=3, random_state=0))
+    registry.register("ctr_gb", save_model(gb.fit(X, y), "sklearn"), flavour="sklearn",
                       signature=signature())  # fmt: skip
 
     # LightGBM on pandas categories, trained on all clicks and 50% of non-clicks.
@@ -125,7 +123,7 @@ def edge_cfg(tmp_path_factory: pytest.TempPathFactory, world) -> ProjectConfig: 
     registry.register("ctr_gbm", save_model(gbm, "lightgbm"), flavour="lightgbm",
                       signature=signature(categories=True))  # fmt: skip
 
-    for name in ("ctr_pipe", "ctr_hgb", "ctr_gbm"):
+    for name in ("ctr_pipe", "ctr_gb", "ctr_gbm"):
         registry.set_alias(name, "production", 1, actor="test", reason="first launch")
     return cfg
 

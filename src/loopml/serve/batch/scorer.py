@@ -53,7 +53,11 @@ class BatchScorer:
     """Score a frozen population with a loaded predictor into a :class:`PredictionTable`."""
 
     def __init__(
-        self, predictor: Predictor, table: PredictionTable, *, chunk_size: int = 50_000,
+        self,
+        predictor: Predictor,
+        table: PredictionTable,
+        *,
+        chunk_size: int = 50_000,
         progress: bool = False,
     ) -> None:
         if chunk_size < 1:
@@ -64,8 +68,13 @@ class BatchScorer:
         self.progress = progress
 
     def run(
-        self, population: pd.DataFrame, *, population_name: str, score_date: str,
-        run_id: str | None = None, force: bool = False,
+        self,
+        population: pd.DataFrame,
+        *,
+        population_name: str,
+        score_date: str,
+        run_id: str | None = None,
+        force: bool = False,
     ) -> BatchResult:
         """Score ``population`` (``user_id``, ``item_id`` and the model's features)."""
         start = time.perf_counter()
@@ -83,8 +92,13 @@ class BatchScorer:
         if force:
             self.table.reset_chunks(job_id)
         done = self.table.open_job(
-            job_id, model=p.name, version=p.version, population=population_name,
-            score_date=score_date, n_rows=n, n_chunks=n_chunks,
+            job_id,
+            model=p.name,
+            version=p.version,
+            population=population_name,
+            score_date=score_date,
+            n_rows=n,
+            n_chunks=n_chunks,
         )
         p.signature.validate(population.iloc[:1])  # fail fast, naming the field
         columns = {c: population[c].to_numpy() for c in p.signature.names}
@@ -93,7 +107,10 @@ class BatchScorer:
         todo = [k for k in range(n_chunks) if k not in done]
 
         written = 0
-        with ThreadPoolExecutor(max_workers=1) as writer, _progress(self.progress, len(todo)) as bar:
+        with (
+            ThreadPoolExecutor(max_workers=1) as writer,
+            _progress(self.progress, len(todo)) as bar,
+        ):
             pending = None
             for k in todo:
                 lo, hi = k * self.chunk_size, min(n, (k + 1) * self.chunk_size)
@@ -104,9 +121,16 @@ class BatchScorer:
                     pending.result()
                     bar.advance()
                 pending = writer.submit(
-                    self.table.write_chunk, job_id, k, user_ids=users[lo:hi],
-                    item_ids=items[lo:hi], scores=scores, model=p.name, version=p.version,
-                    run_id=run_id, score_date=score_date,
+                    self.table.write_chunk,
+                    job_id,
+                    k,
+                    user_ids=users[lo:hi],
+                    item_ids=items[lo:hi],
+                    scores=scores,
+                    model=p.name,
+                    version=p.version,
+                    run_id=run_id,
+                    score_date=score_date,
                 )
                 written += 1
             if pending is not None:
@@ -114,8 +138,12 @@ class BatchScorer:
                 bar.advance()
         self.table.finish_job(job_id)
         return BatchResult(
-            job_id=job_id, rows=n, chunks=n_chunks, chunks_written=written,
-            chunks_skipped=n_chunks - len(todo), seconds=time.perf_counter() - start,
+            job_id=job_id,
+            rows=n,
+            chunks=n_chunks,
+            chunks_written=written,
+            chunks_skipped=n_chunks - len(todo),
+            seconds=time.perf_counter() - start,
         )
 
 

@@ -89,9 +89,9 @@ class PredictionTable:
         self.predictions, self.jobs, self.chunks = _tables(self._metadata)
         self._metadata.create_all(self.engine)
         with self.engine.begin() as conn:
-            if not sa.inspect(conn).has_table("latest_predictions") and "latest_predictions" not in (
-                sa.inspect(conn).get_view_names()
-            ):
+            if not sa.inspect(conn).has_table(
+                "latest_predictions"
+            ) and "latest_predictions" not in (sa.inspect(conn).get_view_names()):
                 conn.execute(sa.text(_LATEST_VIEW))
 
     @property
@@ -100,20 +100,35 @@ class PredictionTable:
 
     # -- job bookkeeping ---------------------------------------------------------------
     def open_job(
-        self, job_id: str, *, model: str, version: int, population: str, score_date: str,
-        n_rows: int, n_chunks: int,
+        self,
+        job_id: str,
+        *,
+        model: str,
+        version: int,
+        population: str,
+        score_date: str,
+        n_rows: int,
+        n_chunks: int,
     ) -> set[int]:
         """Record the job (once) and return the chunk numbers already committed."""
         import sqlalchemy as sa
 
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(self.jobs.c.status).where(self.jobs.c.job_id == job_id)).first()
+            row = conn.execute(
+                sa.select(self.jobs.c.status).where(self.jobs.c.job_id == job_id)
+            ).first()
             if row is None:
                 conn.execute(
                     self.jobs.insert().values(
-                        job_id=job_id, model=model, version=version, population=population,
-                        score_date=score_date, n_rows=n_rows, n_chunks=n_chunks,
-                        status="running", started_at=utcnow(),
+                        job_id=job_id,
+                        model=model,
+                        version=version,
+                        population=population,
+                        score_date=score_date,
+                        n_rows=n_rows,
+                        n_chunks=n_chunks,
+                        status="running",
+                        started_at=utcnow(),
                     )
                 )
             elif row.status == "complete":
@@ -147,29 +162,56 @@ class PredictionTable:
 
     # -- rows --------------------------------------------------------------------------
     def write_chunk(
-        self, job_id: str, chunk: int, *, user_ids: Sequence[str], item_ids: Sequence[str],
-        scores: np.ndarray, model: str, version: int, run_id: str | None, score_date: str,
+        self,
+        job_id: str,
+        chunk: int,
+        *,
+        user_ids: Sequence[str],
+        item_ids: Sequence[str],
+        scores: np.ndarray,
+        model: str,
+        version: int,
+        run_id: str | None,
+        score_date: str,
     ) -> None:
         """Upsert one chunk's rows and mark the chunk committed, in one transaction."""
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":
-                self._copy_upsert_pg(conn, job_id, user_ids, item_ids, scores, model, version,
-                                     run_id, score_date)
+                self._copy_upsert_pg(
+                    conn, job_id, user_ids, item_ids, scores, model, version, run_id, score_date
+                )
             else:
-                self._upsert_sqlite(conn, job_id, user_ids, item_ids, scores, model, version,
-                                    run_id, score_date)
+                self._upsert_sqlite(
+                    conn, job_id, user_ids, item_ids, scores, model, version, run_id, score_date
+                )
             conn.execute(
                 self.chunks.insert().values(
                     job_id=job_id, chunk=chunk, n_rows=len(scores), committed_at=utcnow()
                 )
             )
 
-    def _upsert_sqlite(self, conn: Connection, job_id, user_ids, item_ids, scores, model,
-                       version, run_id, score_date) -> None:  # noqa: ANN001
+    def _upsert_sqlite(
+        self,
+        conn: Connection,
+        job_id,
+        user_ids,
+        item_ids,
+        scores,
+        model,
+        version,
+        run_id,
+        score_date,
+    ) -> None:  # noqa: ANN001
         raw = conn.connection.driver_connection
         rows = zip(
-            [job_id] * len(scores), user_ids, item_ids, scores.tolist(), [model] * len(scores),
-            [version] * len(scores), [run_id] * len(scores), [score_date] * len(scores),
+            [job_id] * len(scores),
+            user_ids,
+            item_ids,
+            scores.tolist(),
+            [model] * len(scores),
+            [version] * len(scores),
+            [run_id] * len(scores),
+            [score_date] * len(scores),
             strict=True,
         )
         raw.executemany(
@@ -179,8 +221,18 @@ class PredictionTable:
             rows,
         )
 
-    def _copy_upsert_pg(self, conn: Connection, job_id, user_ids, item_ids, scores, model,
-                        version, run_id, score_date) -> None:  # noqa: ANN001
+    def _copy_upsert_pg(
+        self,
+        conn: Connection,
+        job_id,
+        user_ids,
+        item_ids,
+        scores,
+        model,
+        version,
+        run_id,
+        score_date,
+    ) -> None:  # noqa: ANN001
         """COPY into a temp table, then one INSERT .. ON CONFLICT: far faster than executemany."""
         raw = conn.connection.driver_connection
         buf = io.StringIO()

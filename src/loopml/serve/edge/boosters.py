@@ -50,6 +50,7 @@ def lightgbm_to_onnx(model: Any, signature: Signature) -> Any:
             "linear trees are not supported by onnxmltools",
             field="model",
         ) from exc
+    exact_thresholds(proto, booster)
     proto = split_matrix_input(proto, names, categories, ML_OPSET)
     if rate and signature.task == "binary":
         proto = correct_downsampling(proto, rate)
@@ -86,6 +87,47 @@ def _parts(model: Any, signature: Signature) -> tuple[Any, list[str], dict[str, 
                 )
             cats[name] = list(spec.categories)
     return booster, names, cats, 0.0
+
+
+def exact_thresholds(proto: Any, booster: Any) -> int:
+    """Make float32 tree comparisons agree with LightGBM's float64 ones; return nodes changed.
+
+    LightGBM tests ``x <= t`` with ``t`` a float64; the ONNX graph stores ``t`` rounded
+    to the nearest float32, so when it rounds *up*, a float32 input equal to the
+    rounded value goes left in ONNX and right in LightGBM (an age of 58.4 against a
+    threshold of 58.400000000000006 does). Storing the largest float32 not above ``t``
+    makes ``x32 <= t32`` equivalent to ``x <= t`` for every float32 input.
+    """
+    import numpy as np
+    from onnx import helper
+
+    up: dict[tuple[int, float], bool] = {}
+    for tree in booster.dump_model()["tree_info"]:
+        stack = [tree["tree_structure"]]
+        while stack:
+            node = stack.pop()
+            if "split_feature" not in node:
+                continue
+            stack += [node["left_child"], node["right_child"]]
+            if node.get("decision_type") != "<=":
+                continue
+            t = float(node["threshold"])
+            key = (int(node["split_feature"]), float(np.float32(t)))
+            up[key] = up.get(key, True) and float(np.float32(t)) > t
+    changed = 0
+    for node in proto.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        feats, modes = attrs["nodes_featureids"].ints, attrs["nodes_modes"].strings
+        values = list(attrs["nodes_values"].floats)
+        for i, (f, mode) in enumerate(zip(feats, modes, strict=True)):
+            if mode == b"BRANCH_LEQ" and up.get((int(f), float(np.float32(values[i]))), False):
+                values[i] = float(np.nextafter(np.float32(values[i]), np.float32(-np.inf)))
+                changed += 1
+        node.attribute.remove(attrs["nodes_values"])
+        node.attribute.append(helper.make_attribute("nodes_values", values))
+    return changed
 
 
 def booster_categories(booster: Any, names: list[str]) -> dict[str, list[Any]]:

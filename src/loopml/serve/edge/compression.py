@@ -24,7 +24,7 @@ import numpy as np
 from loopml.core.errors import ValidationError, did_you_mean
 from loopml.core.signature import Signature
 from loopml.serve.edge.boosters import is_lightgbm
-from loopml.serve.edge.convert import to_onnx
+from loopml.serve.edge.convert import to_onnx, unwrap
 
 METHODS = ("quantize", "prune", "distill")
 PRUNE_FRACTIONS = (0.5, 0.25, 0.125)
@@ -144,7 +144,8 @@ def quantized(data: bytes, name: str, detail: str) -> Variant | str:
 # -- pruning ---------------------------------------------------------------------------
 def prune(model: Any, signature: Signature, name: str, version: int) -> list[Variant] | str:
     """Variants keeping the first 50/25/12.5% of boosting rounds, or why not."""
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    inner, _ = unwrap(model)
+    final = inner.steps[-1][1] if hasattr(inner, "steps") else inner
     rounds = _rounds(final)
     if rounds is None:
         return (
@@ -208,6 +209,12 @@ def _truncate(est: Any, keep: int) -> Any:
 
 
 def _with_final(model: Any, final: Any) -> Any:
+    """``model`` with its last estimator replaced (inside a FrameModel and a Pipeline)."""
+    inner, _ = unwrap(model)
+    if inner is not model:  # a FrameModel: keep its input preparation and correction
+        wrapper = copy.copy(model)
+        wrapper.estimator_ = _with_final(inner, final)
+        return wrapper
     if not hasattr(model, "steps"):
         return final
     from sklearn.pipeline import Pipeline
@@ -326,6 +333,8 @@ def _native(model: Any, signature: Signature) -> Callable[[Any], np.ndarray]:
 
 def native_predict(model: Any, signature: Signature, frame: Any) -> np.ndarray:
     """Predict with a scikit-learn or LightGBM model, shaped like ``Predictor.predict``."""
+    if hasattr(model, "predict_columns"):  # loopml's FrameModel
+        return model.predict_columns(signature.validate(frame))
     if hasattr(model, "header"):  # loopml's LightGBMModel
         columns = {name: frame[name].to_numpy() for name in frame.columns}
         out = model.predict_matrix(model.encode(columns))

@@ -14,7 +14,6 @@ Supported: scikit-learn estimators and pipelines that skl2onnx converts, LightGB
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -22,7 +21,9 @@ from loopml.core.errors import ValidationError
 from loopml.core.signature import Signature
 from loopml.predict.onnx import PROBABILITIES, SIGNATURE_KEY, VARIABLE
 from loopml.serve.edge.boosters import is_lightgbm, lightgbm_to_onnx, register_lightgbm_converters
-from loopml.serve.edge.graphs import MATRIX_INPUT, split_matrix_input
+from loopml.serve.edge.graphs import MATRIX_INPUT, correct_downsampling, split_matrix_input
+from loopml.serve.edge.missing import for_onnx
+from loopml.serve.edge.scalers import register_float64_scaler
 
 #: Opsets the bundle targets: old enough for onnxruntime-web, new enough for every converter.
 OPSET: dict[str, int] = {"": 17, "ai.onnx.ml": 3}
@@ -36,6 +37,7 @@ def to_onnx(model: Any, signature: Signature, name: str = "model", version: int 
     ValidationError
         The model type has no converter, or its columns cannot be mapped to the signature.
     """
+    model, rate = unwrap(model)
     if is_lightgbm(model):
         proto = lightgbm_to_onnx(model, signature)
     elif hasattr(model, "fit") and hasattr(model, "get_params"):
@@ -47,9 +49,18 @@ def to_onnx(model: Any, signature: Signature, name: str = "model", version: int 
             "LGBMRegressor, lightgbm.Booster)",
             field="model",
         )
+    if rate and signature.task == "binary":
+        proto = correct_downsampling(proto, rate)
     _check_outputs(proto, signature)
     describe(proto, signature, name=name, version=version)
     return proto
+
+
+def unwrap(model: Any) -> tuple[Any, float | None]:
+    """The estimator inside a ``loopml.train.FrameModel``, and its downsampling rate."""
+    if hasattr(model, "estimator_") and hasattr(model, "signature_"):
+        return model.estimator_, getattr(model, "downsample_rate", None)
+    return model, None
 
 
 def describe(proto: Any, signature: Signature, name: str, version: int) -> Any:
@@ -78,6 +89,7 @@ def describe_preprocessing(model: Any, signature: Signature) -> list[str]:
     ...                        Signature((ColumnSpec("x"),)))
     ["columns ['x'] as a float32 matrix", 'StandardScaler', 'LogisticRegression']
     """
+    model, rate = unwrap(model)
     steps = [s for _, s in model.steps] if hasattr(model, "steps") else [model]
     lines: list[str] = []
     if not hasattr(steps[0], "transformers"):
@@ -102,6 +114,8 @@ def describe_preprocessing(model: Any, signature: Signature) -> list[str]:
                 )
         else:
             lines.append(_step_name(step))
+    if rate or getattr(model, "downsample_rate", None):
+        lines.append("probability corrected for negative downsampling")
     return lines
 
 
@@ -121,7 +135,9 @@ def _convert_sklearn(model: Any, signature: Signature) -> Any:
     from skl2onnx.common.data_types import FloatTensorType
 
     register_lightgbm_converters()
-    model = _for_conversion(model)
+    register_float64_scaler()
+    _patch_tree_ensemble()
+    model = for_onnx(model)
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     options = {id(final): {"zipmap": False}} if hasattr(final, "classes_") else None
     if _takes_named_columns(model):
@@ -139,41 +155,29 @@ def _convert_sklearn(model: Any, signature: Signature) -> Any:
     return split_matrix_input(proto, names, {}, OPSET["ai.onnx.ml"])
 
 
-def _for_conversion(model: Any) -> Any:
-    """A copy with string imputers rewritten for ONNX, where a missing category is ``""``.
+_PATCHED = False
 
-    scikit-learn marks a missing category as NaN; ONNX string tensors cannot hold NaN,
-    so loopml feeds ``""`` instead and the copy's imputers look for ``""``. The parity
-    check proves the rewrite kept behaviour.
+
+def _patch_tree_ensemble() -> None:
+    """Work around skl2onnx passing a Python bool into an ONNX int list (HistGradientBoosting).
+
+    skl2onnx 1.20's tree helper sets ``missing = False`` for leaves, which current
+    protobuf refuses in ``nodes_missing_value_tracks_true``; coercing it to int is
+    exactly what the attribute means.
     """
-    import numpy as np
-    from sklearn.impute import SimpleImputer
+    global _PATCHED
+    if _PATCHED:
+        return
+    import skl2onnx.common.tree_ensemble as trees
 
-    model = copy.deepcopy(model)
-    for est in _walk(model):
-        if isinstance(est, SimpleImputer) and _is_nan(est.missing_values):
-            stats = getattr(est, "statistics_", None)
-            if stats is not None and np.asarray(stats).dtype.kind in "OUS":
-                est.missing_values = ""
-    return model
+    original = trees.add_node
 
+    def add_node(*args: Any, nodes_missing_value_tracks_true: Any = 0, **kwargs: Any) -> Any:
+        flag = int(nodes_missing_value_tracks_true)
+        return original(*args, nodes_missing_value_tracks_true=flag, **kwargs)
 
-def _walk(est: Any) -> list[Any]:
-    found = [est]
-    children: list[Any] = []
-    if hasattr(est, "steps"):
-        children = [s for _, s in est.steps]
-    elif hasattr(est, "transformers_"):
-        children = [t for _, t, _ in est.transformers_ if not isinstance(t, str)]
-    elif hasattr(est, "transformer_list"):
-        children = [t for _, t in est.transformer_list]
-    for child in children:
-        found.extend(_walk(child))
-    return found
-
-
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and value != value
+    trees.add_node = add_node
+    _PATCHED = True
 
 
 def _takes_named_columns(model: Any) -> bool:

@@ -56,9 +56,20 @@ def split_matrix_input(
     graph.input.extend(inputs + kept)
     for node in reversed(nodes):
         graph.node.insert(0, node)
-    if categories and not any(o.domain == "ai.onnx.ml" for o in proto.opset_import):
-        proto.opset_import.append(helper.make_opsetid("ai.onnx.ml", ml_opset))
+    if categories:  # LabelEncoder maps strings to floats from ai.onnx.ml version 2 on
+        ensure_opset(proto, "ai.onnx.ml", ml_opset)
     return proto
+
+
+def ensure_opset(proto: Any, domain: str, version: int) -> None:
+    """Import ``domain`` at ``version`` or later (the nodes loopml adds need it)."""
+    from onnx import helper
+
+    found = [o for o in proto.opset_import if o.domain == domain]
+    if not found:
+        proto.opset_import.append(helper.make_opsetid(domain, version))
+    elif found[0].version < version:
+        found[0].version = version
 
 
 def correct_downsampling(proto: Any, rate: float, output: str = "probabilities") -> Any:
@@ -70,6 +81,7 @@ def correct_downsampling(proto: Any, rate: float, output: str = "probabilities")
     from onnx import TensorProto, helper
 
     graph = proto.graph
+    ensure_opset(proto, "", 13)  # Slice with tensor inputs
     raw = "loopml_raw_probabilities"
     rename_tensor(graph, output, raw)
     consts = {

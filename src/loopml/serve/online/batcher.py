@@ -11,7 +11,8 @@ Two execution modes, chosen per model from its measured speed:
 - *inline* (fast models): the batch runs on the event loop; while it runs, new
   requests pile up in the socket buffers and form the next batch by themselves;
 - *thread* (slow models): the batch runs in a worker thread, the loop keeps
-  accepting, and the next batch lingers up to ``max_wait_s`` to grow.
+  accepting, and -- when the last batch held several requests, i.e. under load --
+  the next batch lingers up to ``max_wait_s`` to grow. A lone request never lingers.
 
 A request with more rows than ``max_batch_size`` is already a batch: it runs alone in
 a thread so a big upload never blocks the loop. The queue is bounded in rows: past
@@ -72,6 +73,7 @@ class Batcher:
         self._rows = 0
         self._scheduled: Any = None
         self._running = False
+        self._last_requests = 0
         self.batches = 0
 
     @property
@@ -96,9 +98,11 @@ class Batcher:
             if self._rows >= self.max_batch_size:
                 self._flush_now(loop)
             elif self._scheduled is None:
-                if self.inline or self.max_wait_s == 0.0:
+                if self.inline or self.max_wait_s == 0.0 or self._last_requests < 2:
+                    # idle or inline: flush on the next turn of the loop, no added wait
                     self._scheduled = loop.call_soon(self._flush, loop)
                 else:
+                    # under load: linger so the next batch can grow
                     self._scheduled = loop.call_later(self.max_wait_s, self._flush, loop)
         if timeout_s and not self.inline:
             return await asyncio.wait_for(fut, timeout_s)
@@ -130,6 +134,7 @@ class Batcher:
             self._reschedule(loop)
             return
         self.batches += 1
+        self._last_requests = len(items)
         if self.on_batch is not None:
             self.on_batch(sum(n for _, n, _ in items))
         if self.inline:

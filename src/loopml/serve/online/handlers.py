@@ -108,6 +108,9 @@ async def predict(state: ServerState, scope: dict, receive: Any, send: Any,
     req = simple.decode(body)
     name = params["name"]
     columns = req.columns
+    if not columns and not req.single and req.entities is None:  # {"rows": []}: empty batch
+        model = await state.repository.get(name, req.version)
+        columns = {n: [] for n in model.signature.names}
     if req.entities is not None:
         looked_up = await state.dataplane.lookup(name, req.entities, req.version)
         columns = {k: [v] for k, v in looked_up.items()}

@@ -22,7 +22,7 @@ from loopml.serve.online.breaker import CircuitBreaker
 from loopml.serve.online.settings import ModelSettings
 
 #: Above this one-batch time (seconds) a model's batches run in a worker thread.
-INLINE_LIMIT_S = 0.002
+INLINE_LIMIT_S = 0.005
 
 
 @dataclass

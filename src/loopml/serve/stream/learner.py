@@ -112,7 +112,6 @@ class OnlineLearner:
             self._note_features(body)
             y_pred = self.model_.predict_proba_one(body)
             self.join_.add(event_id, ts, body, y, y_pred)
-            self.counts_["examples"] += 1
         elif kind == LABEL:
             self._advance(ts, batch=None)
             self.counts_[f"labels_{self.join_.label(body, ts, y)}"] += 1
@@ -132,7 +131,7 @@ class OnlineLearner:
         if not self.seen_.add(read[2]):
             self.counts_["duplicates"] += 1
             return None
-        self.counts_[read[0]] += 0  # make every kind visible in status, even at zero
+        self.counts_[read[0]] += 1
         return read
 
     def _note_features(self, x: dict[str, Any]) -> None:
@@ -192,7 +191,6 @@ class OnlineLearner:
                 self._advance(ts, batch=resolved)
                 self._note_features(body)
                 new.append(self.join_.add(event_id, ts, body, y))
-                self.counts_["examples"] += 1
             elif kind == LABEL:
                 self._advance(ts, batch=resolved)
                 self.counts_[f"labels_{self.join_.label(body, ts, y)}"] += 1

@@ -34,18 +34,20 @@ def event_payloads(
         if frame is None or frame.empty:
             continue
         part = frame.drop(columns=["schema_version"], errors="ignore").copy()
-        ts = pd.DatetimeIndex(part["ts"]).as_unit("us").asi8
-        part["ts"] = ts / 1e6
-        part.insert(0, "type", event_type)
-        part["_rank"] = _ORDER.get(event_type, 9)
         for col in part.columns:
             if pd.api.types.is_datetime64_any_dtype(part[col]):
                 part[col] = pd.DatetimeIndex(part[col]).as_unit("us").asi8 / 1e6
+        # object columns keep ints as ints once frames with other columns are merged
+        part = part.astype(object)
+        part.insert(0, "type", event_type)
+        part["_rank"] = _ORDER.get(event_type, 9)
         parts.append(part)
     if not parts:
         return
     merged = pd.concat(parts, ignore_index=True, sort=False)
-    order = np.lexsort((merged["_rank"].to_numpy(), merged["ts"].to_numpy()))
+    order = np.lexsort(
+        (merged["_rank"].to_numpy(dtype=np.int64), merged["ts"].to_numpy(dtype=np.float64))
+    )
     merged = merged.iloc[order].drop(columns=["_rank"])
     columns = list(merged.columns)
     for row in merged.itertuples(index=False, name=None):

@@ -63,7 +63,7 @@ class SQLiteQueue(Queue):
         path = url.removeprefix("sqlite:///")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._conn = sqlite3.connect(
             path, timeout=30.0, isolation_level=None, check_same_thread=False
         )
@@ -314,7 +314,7 @@ class SQLiteQueue(Queue):
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the queue's thread lock; rollback on error."""
 
-    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
         self._conn = conn
         self._lock = lock
 
