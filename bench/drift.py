@@ -37,8 +37,28 @@ NUMERIC = [f"n{i:02d}" for i in range(20)]
 CATEGORICAL = [f"c{i}" for i in range(5)]
 #: Location shift of each numeric column in reference standard deviations (the normed
 #: Wasserstein distance it produces); several sit close to the 0.1 threshold.
-SHIFTS = [0, 0, 0, 0, 0, 0, 0.02, 0.04, 0.06, 0.08, 0.12, 0.15, 0.2, 0.3, 0.5, 1.0, 0, 0, 0.05,
-          0.25]
+SHIFTS = [
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.12,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    1.0,
+    0,
+    0,
+    0.05,
+    0.25,
+]
 CARDINALITY = [2, 5, 20, 100, 1000]
 MIX = [0.0, 0.05, 0.3, 0.0, 0.5]  # share of the current categorical mass moved elsewhere
 THRESHOLDS = {"wasserstein": 0.1, "jensenshannon": 0.1}
@@ -93,9 +113,8 @@ def make_data(directory: Path, rows: int, seed: int = 7) -> None:
 
 # -- one contender in a fresh process ------------------------------------------------------
 def _rss() -> tuple[float, float]:
-    status = dict(
-        line.split(":", 1) for line in open("/proc/self/status") if line.startswith("Vm")
-    )
+    with open("/proc/self/status") as fh:
+        status = dict(line.split(":", 1) for line in fh if line.startswith("Vm"))
     return (int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024)
 
 
@@ -164,7 +183,10 @@ def run_child(python: str, kind: str, directory: Path) -> dict:
     env = {**os.environ, "DO_NOT_TRACK": "1", "EVIDENTLY_DISABLE_TELEMETRY": "1"}
     proc = subprocess.run(
         [python, __file__, "--child", kind, "--data", str(directory)],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if proc.returncode != 0:
         raise SystemExit(f"{kind} run failed:\n{proc.stderr[-3000:]}")
@@ -196,20 +218,27 @@ def main() -> None:
         data = Path(tmp)
         t = time.perf_counter()
         make_data(data, args.rows)
-        print(f"data: {args.rows:,} vs {args.rows:,} rows x 25 columns "
-              f"({time.perf_counter() - t:.1f}s to generate)", flush=True)
+        print(
+            f"data: {args.rows:,} vs {args.rows:,} rows x 25 columns "
+            f"({time.perf_counter() - t:.1f}s to generate)",
+            flush=True,
+        )
         plan = [("loopml", sys.executable, args.repeats), ("scipy", sys.executable, args.repeats)]
         if have_evidently:
-            plan.append(("evidently", args.evidently_python,
-                         args.evidently_repeats or args.repeats))
+            plan.append(
+                ("evidently", args.evidently_python, args.evidently_repeats or args.repeats)
+            )
         else:
             print(f"evidently: {args.evidently_python} not found; skipping it", flush=True)
         for kind, python, repeats in plan:
             for i in range(repeats):
                 result = run_child(python, kind, data)
                 runs[kind].append(result)
-                print(f"  {kind} run {i + 1}/{repeats}: {result['seconds']:.2f}s, "
-                      f"peak {result['peak_mb']:.0f} MB", flush=True)
+                print(
+                    f"  {kind} run {i + 1}/{repeats}: {result['seconds']:.2f}s, "
+                    f"peak {result['peak_mb']:.0f} MB",
+                    flush=True,
+                )
     print(summarise(runs, args.rows, args.evidently_python, args.write))
 
 
@@ -226,18 +255,26 @@ def summarise(runs: dict[str, list[dict]], rows: int, ev_python: str, write: str
     ]
     for kind in ("loopml", "scipy", "evidently"):
         if runs[kind]:
-            lines.append(f"| {kind} | {med(kind, 'seconds'):.2f} | {med(kind, 'peak_mb'):.0f} | "
-                         f"{med(kind, 'extra_mb'):.0f} |")
+            lines.append(
+                f"| {kind} | {med(kind, 'seconds'):.2f} | {med(kind, 'peak_mb'):.0f} | "
+                f"{med(kind, 'extra_mb'):.0f} |"
+            )
     lp, lc = med("loopml", "profile_s"), med("loopml", "check_s")
-    lines += ["", f"loopml split: reference profile {lp:.2f}s (once per model version), "
-              f"window check {lc:.2f}s (each new window).", ""]
+    lines += [
+        "",
+        f"loopml split: reference profile {lp:.2f}s (once per model version), "
+        f"window check {lc:.2f}s (each new window).",
+        "",
+    ]
     total = med("loopml", "seconds")
     for base in ("scipy", "evidently"):
         if runs[base]:
             b = med(base, "seconds")
-            lines.append(f"- vs {base}: full report {b / total:.1f}x faster, per-window check "
-                         f"{b / lc:.1f}x faster; peak RSS {med(base, 'peak_mb'):.0f} -> "
-                         f"{med('loopml', 'peak_mb'):.0f} MB")
+            lines.append(
+                f"- vs {base}: full report {b / total:.1f}x faster, per-window check "
+                f"{b / lc:.1f}x faster; peak RSS {med(base, 'peak_mb'):.0f} -> "
+                f"{med('loopml', 'peak_mb'):.0f} MB"
+            )
     for base in ("evidently", "scipy"):
         if runs[base]:
             ours, theirs = runs["loopml"][0]["scores"], runs[base][0]["scores"]
@@ -247,12 +284,19 @@ def summarise(runs: dict[str, list[dict]], rows: int, ev_python: str, write: str
             )
             diff = max(abs(ours[c][1] - theirs[c][1]) for c in theirs)
             drifted = sum(_verdict(*theirs[c]) for c in theirs)
-            lines.append(f"- verdicts vs {base}: {agree}/{len(theirs)} columns agree (same "
-                         f"method, threshold 0.1; {drifted} drifted); largest score "
-                         f"difference {diff:.2e}")
+            lines.append(
+                f"- verdicts vs {base}: {agree}/{len(theirs)} columns agree (same "
+                f"method, threshold 0.1; {drifted} drifted); largest score "
+                f"difference {diff:.2e}"
+            )
             break
-    lines += ["", "Reproduce: `.venv/bin/python bench/drift.py --rows " f"{rows} --repeats "
-              f"{len(runs['loopml'])} --evidently-python {ev_python}`", ""]
+    lines += [
+        "",
+        "Reproduce: `.venv/bin/python bench/drift.py --rows "
+        f"{rows} --repeats "
+        f"{len(runs['loopml'])} --evidently-python {ev_python}`",
+        "",
+    ]
     text = "\n".join(lines)
     if write:
         Path(write).parent.mkdir(parents=True, exist_ok=True)

@@ -26,3 +26,24 @@ def sleepy(path: str, seconds: float) -> dict:
     record(path)
     time.sleep(seconds)
     return {"slept": seconds}
+
+
+def flaky_dataset(config, start, end, lineage):  # noqa: ANN001, ANN201
+    """The default retraining data, but the first call fails while a flag file exists."""
+    from loopml.jobs.candidates import default_dataset
+
+    flag = Path(config.root) / "fail-once"
+    if flag.exists():
+        flag.unlink()
+        raise RuntimeError("planned failure while building the training set")
+    return default_dataset(config, start, end, lineage)
+
+
+def hanging_dataset(config, start, end, lineage):  # noqa: ANN001, ANN201
+    """Hangs (to be killed) while the flag file ``hang`` exists; else the default data."""
+    from loopml.jobs.candidates import default_dataset
+
+    if (Path(config.root) / "hang").exists():
+        (Path(config.root) / "started").write_text("retraining")
+        time.sleep(120)
+    return default_dataset(config, start, end, lineage)

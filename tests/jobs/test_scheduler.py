@@ -34,9 +34,14 @@ class Clock:
 def _call(name: str, target: str, schedule: str | None = None, **kwargs) -> JobSpec:
     retries = kwargs.pop("max_retries", 2)
     delay = kwargs.pop("retry_delay_s", 0.0)
-    return JobSpec(name, "call", schedule, {"target": f"tests.jobs.targets:{target}",
-                                            "kwargs": kwargs}, max_retries=retries,
-                   retry_delay_s=delay)
+    return JobSpec(
+        name,
+        "call",
+        schedule,
+        {"target": f"tests.jobs.targets:{target}", "kwargs": kwargs},
+        max_retries=retries,
+        retry_delay_s=delay,
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -57,7 +62,10 @@ def test_cron_job_runs_once_per_due_time_and_history_records_it(cfg, tmp_path):
     clock.now = T0 + dt.timedelta(minutes=5, seconds=3)
     (run,) = sched.tick()
     assert (run.status, run.trigger, run.attempt, run.result) == (
-        "succeeded", "schedule", 1, {"executions": 1}
+        "succeeded",
+        "schedule",
+        1,
+        {"executions": 1},
     )
     assert sched.tick() == []  # the same due time never runs twice
     clock.now = T0 + dt.timedelta(hours=2)  # missed slots while down: caught up once
@@ -70,8 +78,16 @@ def test_cron_job_runs_once_per_due_time_and_history_records_it(cfg, tmp_path):
 def test_failures_retry_with_backoff_until_success(cfg, tmp_path):
     clock = Clock(T0)
     sched = Scheduler(cfg, clock=clock)
-    sched.add(_call("flaky", "fail_until", path=str(tmp_path / "f"), failures=2,
-                    retry_delay_s=60, max_retries=3))
+    sched.add(
+        _call(
+            "flaky",
+            "fail_until",
+            path=str(tmp_path / "f"),
+            failures=2,
+            retry_delay_s=60,
+            max_retries=3,
+        )
+    )
     first = sched.run_now("flaky")
     assert first.status == "failed" and "planned failure 1 of 2" in first.error
     assert sched.tick() == []  # the retry waits 60 s
@@ -91,7 +107,8 @@ def test_retries_run_out(cfg, tmp_path):
     sched.run_now("doomed")
     sched.tick()
     assert [(r.attempt, r.status) for r in sched.store.history("doomed")] == [
-        (2, "failed"), (1, "failed")
+        (2, "failed"),
+        (1, "failed"),
     ]
     assert sched.tick() == []
 
@@ -105,8 +122,9 @@ def _spawn(cfg: ProjectConfig, job: str, ttl: float) -> subprocess.Popen:
         f" root={str(cfg.root)!r})\n"
         f"Scheduler(cfg, lease_ttl={ttl}).run_now({job!r})\n"
     )
-    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
 
 
 def _wait_for(path: Path, timeout: float = 30.0) -> None:

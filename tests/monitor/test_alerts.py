@@ -23,8 +23,9 @@ def _window(store: MonitorStore, day: int, shifted: tuple[str, ...] = ()) -> Non
     profile = build_profile(REF)
     rng = np.random.default_rng(day)
     cur = {n: rng.normal(1.0 if n in shifted else 0.0, 1, 4000) for n in REF}
-    store.record_window("ctr", 1, f"2026-01-{day:02d}", f"2026-01-{day + 1:02d}",
-                        check_drift(profile, cur))
+    store.record_window(
+        "ctr", 1, f"2026-01-{day:02d}", f"2026-01-{day + 1:02d}", check_drift(profile, cur)
+    )
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -58,8 +59,17 @@ def store(tmp_path) -> MonitorStore:
 def test_psi_on_two_features_for_two_windows_fires_once_per_episode(store, webhook):
     url, received = webhook
     triggered = []
-    rule = AlertRule("psi-2x2", "drift", "psi", ">", 0.2, min_columns=2, consecutive=2,
-                     webhook=url, job="retrain-ctr")
+    rule = AlertRule(
+        "psi-2x2",
+        "drift",
+        "psi",
+        ">",
+        0.2,
+        min_columns=2,
+        consecutive=2,
+        webhook=url,
+        job="retrain-ctr",
+    )
     engine = AlertEngine(store, [rule], trigger=lambda job, why: triggered.append((job, why)))
     fired_per_day = []
     plan = [(), ("a",), ("a", "b"), ("a", "b"), ("a", "b", "c"), (), ("a", "b"), ("a", "b")]
@@ -89,8 +99,13 @@ def test_performance_drop_against_a_baseline(store):
     engine = AlertEngine(store, [rule], baselines={"auc": 0.80})
     fired = []
     for day, value in enumerate([0.79, 0.78, 0.76, 0.75, 0.79], start=1):
-        store.record_performance("ctr", 1, f"2026-01-{day:02d}", f"2026-01-{day + 1:02d}",
-                                 [{"metric": "auc", "value": value, "n": 500}])
+        store.record_performance(
+            "ctr",
+            1,
+            f"2026-01-{day:02d}",
+            f"2026-01-{day + 1:02d}",
+            [{"metric": "auc", "value": value, "n": 500}],
+        )
         fired.append(bool(engine.evaluate("ctr")))
     assert fired == [False, False, True, False, False]
 

@@ -71,12 +71,20 @@ def test_methods_are_chosen_by_type_and_reference_size(frames):
     ref, cur = frames
     big = check_drift(build_profile(ref), cur)
     assert {c.column: c.method for c in big.columns} == {
-        "normal": "wasserstein", "lognormal": "wasserstein", "heavy": "wasserstein",
-        "counts": "wasserstein", "flag": "jensenshannon", "country": "jensenshannon",
+        "normal": "wasserstein",
+        "lognormal": "wasserstein",
+        "heavy": "wasserstein",
+        "counts": "wasserstein",
+        "flag": "jensenshannon",
+        "country": "jensenshannon",
     }
     small = check_drift(build_profile(ref.iloc[:800]), cur.iloc[:800])
     assert {c.column: c.method for c in small.columns} == {
-        "normal": "ks", "lognormal": "ks", "heavy": "ks", "counts": "ks", "flag": "z",
+        "normal": "ks",
+        "lognormal": "ks",
+        "heavy": "ks",
+        "counts": "ks",
+        "flag": "z",
         "country": "chisquare",
     }
 
@@ -123,9 +131,10 @@ def test_profile_round_trips_through_bytes(frames):
     profile = build_profile(ref, meta={"model": "ctr", "version": 3})
     again = ReferenceProfile.from_bytes(profile.to_bytes())
     assert again.meta["version"] == 3
-    assert check_drift(again, cur).to_dict()["columns"] == check_drift(profile, cur).to_dict()[
-        "columns"
-    ]
+    assert (
+        check_drift(again, cur).to_dict()["columns"]
+        == check_drift(profile, cur).to_dict()["columns"]
+    )
 
 
 def test_config_overrides_method_and_threshold(frames):

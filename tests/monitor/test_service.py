@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
+from tests.monitor.helpers import T0, log_predictions, reference
 
 from loopml.core.config import ProjectConfig
 from loopml.core.errors import NotFoundError, ValidationError
 from loopml.monitor.service import Monitor
-from tests.monitor.conftest import T0, log_predictions, reference
 
 
 def _with_monitor_section(project_dir, text: str) -> ProjectConfig:
@@ -20,8 +20,9 @@ def _with_monitor_section(project_dir, text: str) -> ProjectConfig:
 
 def test_logged_predictions_are_checked_against_the_version_profile(cfg):
     log_predictions(cfg, 1500, days=1)
-    log_predictions(cfg, 1500, start=T0 + pd.Timedelta(days=1), days=1, shift=1.0, seed=1,
-                    prefix="s")
+    log_predictions(
+        cfg, 1500, start=T0 + pd.Timedelta(days=1), days=1, shift=1.0, seed=1, prefix="s"
+    )
     monitor = Monitor(cfg)
     monitor.profile("ctr", 1, reference())
     calm = monitor.check_predictions("ctr", T0, T0 + pd.Timedelta(days=1))
@@ -31,7 +32,9 @@ def test_logged_predictions_are_checked_against_the_version_profile(cfg):
     assert moved.drift.drifted == ["x"] and moved.drift.prediction.drifted
     history = monitor.store.column_history("ctr")
     assert {r["column"]: r["drifted"] for r in history if r["id"] == moved.window_id} == {
-        "x": True, "segment": False, "prediction": True
+        "x": True,
+        "segment": False,
+        "prediction": True,
     }
     assert [w["id"] for w in monitor.store.windows("ctr")] == [calm.window_id, moved.window_id]
 
@@ -45,9 +48,7 @@ def test_missing_profile_and_empty_window_say_what_to_do(cfg):
 
 
 def test_delayed_labels_count_only_matured_predictions(project_dir):
-    cfg = _with_monitor_section(
-        project_dir, '[monitor]\nlabel_horizon = "1d"\nmin_labels = 50\n'
-    )
+    cfg = _with_monitor_section(project_dir, '[monitor]\nlabel_horizon = "1d"\nmin_labels = 50\n')
     truth = log_predictions(cfg, 3000, days=3)
     monitor = Monitor(cfg)
     now = T0 + pd.Timedelta(days=2, hours=12)  # day 0 matured, day 1 half, day 2 pending
@@ -60,7 +61,8 @@ def test_delayed_labels_count_only_matured_predictions(project_dir):
     assert first["n_labelled"] == len(day0) and first["n_pending"] == 0
     assert first["label_rate"] == pytest.approx(day0.clicked.mean())
     assert first["auc"] == pytest.approx(roc_auc_score(day0.clicked, day0.p))
-    matured_day1 = truth[(truth.ts >= T0 + pd.Timedelta(days=1)) & (truth.ts < now - pd.Timedelta(days=1))]
+    day1 = (truth.ts >= T0 + pd.Timedelta(days=1)) & (truth.ts < now - pd.Timedelta(days=1))
+    matured_day1 = truth[day1]
     assert overall.iloc[1]["n_labelled"] == len(matured_day1)
     assert overall.iloc[2]["n_labelled"] == 0 and overall.iloc[2]["n_pending"] > 900
     stored = monitor.store.performance_history("ctr", "auc")
@@ -73,8 +75,9 @@ def test_performance_per_slice_and_late_feedback_beyond_horizon(project_dir):
     )
     truth = log_predictions(cfg, 1200, days=1, click_delay_min=120)  # clicks after 2 h
     monitor = Monitor(cfg)
-    rows = pd.DataFrame(monitor.performance("ctr", T0, T0 + pd.Timedelta(days=1),
-                                            now=T0 + pd.Timedelta(days=5)))
+    rows = pd.DataFrame(
+        monitor.performance("ctr", T0, T0 + pd.Timedelta(days=1), now=T0 + pd.Timedelta(days=5))
+    )
     rates = rows[rows.metric == "label_rate"].set_index("slice")["value"]
     assert set(rates.index) == {"all", "segment=a", "segment=b"}
     assert rates["all"] == 0.0  # every click arrived after the 1 h horizon: not a label

@@ -26,14 +26,28 @@ def _features(world: World, day: int) -> pd.DataFrame:
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_shift_is_detected_soon_after_shift_day_and_never_before(cfg, seed):
-    world = World(WorldConfig(seed=seed, n_users=3000, n_items=150, days=12,
-                              impressions_per_day=8000, shift_day=SHIFT_DAY))
+    world = World(
+        WorldConfig(
+            seed=seed,
+            n_users=3000,
+            n_items=150,
+            days=12,
+            impressions_per_day=8000,
+            shift_day=SHIFT_DAY,
+        )
+    )
     monitor = Monitor(cfg)
     monitor.profile("feed", 1, pd.concat([_features(world, d) for d in range(3)]))
     fired: dict[str, int] = {}
     for day in range(3, world.config.days):
-        result = monitor.check("feed", 1, _features(world, day), world.day_start(day),
-                               world.day_start(day + 1), source="impressions")
+        result = monitor.check(
+            "feed",
+            1,
+            _features(world, day),
+            world.day_start(day),
+            world.day_start(day + 1),
+            source="impressions",
+        )
         if day < SHIFT_DAY:
             assert result.drift.drifted == [], f"false drift on stable day {day}"
             assert result.alerts == [], f"false alarm on stable day {day}"

@@ -36,10 +36,16 @@ def splits():
 
 @pytest.fixture(scope="module")
 def trained(splits):
-    lr = train(LogisticRegression(max_iter=300), splits, features=FEATURES, label="clicked",
-               name="lr")
-    gbm = train(lgb.LGBMClassifier(n_estimators=25, n_jobs=1, verbose=-1), splits,
-                features=FEATURES, label="clicked", name="gbm")
+    lr = train(
+        LogisticRegression(max_iter=300), splits, features=FEATURES, label="clicked", name="lr"
+    )
+    gbm = train(
+        lgb.LGBMClassifier(n_estimators=25, n_jobs=1, verbose=-1),
+        splits,
+        features=FEATURES,
+        label="clicked",
+        name="gbm",
+    )
     return {"sklearn": lr, "lightgbm": gbm}
 
 
@@ -84,8 +90,10 @@ def test_lightgbm_artifact_is_not_a_pickle(trained):
     assert header.startswith(b"{") and b'"format": "loopml.lightgbm/1"' in header
     assert b"tree" in data and not data.startswith(b"\x80")
     model = LightGBMModel.from_bytes(data)
-    assert model.categorical == {"country": ["de", "jp", "kr", "us"],
-                                 "device": ["android", "ios", "web"]}
+    assert model.categorical == {
+        "country": ["de", "jp", "kr", "us"],
+        "device": ["android", "ios", "web"],
+    }
 
 
 def test_hash_is_checked_before_any_unpickling(tmp_path: Path, registry: Registry, trained):

@@ -29,13 +29,13 @@ def test_each_version_gets_its_own_features_and_the_new_field_helps(clicks):
     q = model.predict_proba(shifted)[:, 1]
     assert (q[new] > p[new]).mean() > 0.95
     assert np.array_equal(q[~new], p[~new])  # old rows are scored by the old model only
-    old_only = SchemaEnsemble(LogisticRegression(max_iter=500)).fit(
-        X.drop(columns="dwell_prev"), y)
+    old_only = SchemaEnsemble(LogisticRegression(max_iter=500)).fit(X.drop(columns="dwell_prev"), y)
     from loopml.train.metrics import evaluate
 
     with_field = evaluate("binary", y[new], p[new])["log_loss"]
-    without = evaluate("binary", y[new], old_only.predict_proba(X.drop(columns="dwell_prev"))[
-        new, 1])["log_loss"]
+    without = evaluate(
+        "binary", y[new], old_only.predict_proba(X.drop(columns="dwell_prev"))[new, 1]
+    )["log_loss"]
     assert with_field < without
 
 
@@ -45,8 +45,9 @@ def test_match_routes_unknown_versions_and_blend_mixes(clicks):
     rows = X[X.schema_version == 2].head(20).copy()
     future = rows.assign(schema_version=3)  # a newer schema than any model: newest model
     assert np.allclose(match.predict_proba(future), match.predict_proba(rows))
-    blend = SchemaEnsemble(LogisticRegression(max_iter=500), mode="blend",
-                           weights={1: 1.0, 2: 3.0}).fit(X, y)
+    blend = SchemaEnsemble(
+        LogisticRegression(max_iter=500), mode="blend", weights={1: 1.0, 2: 3.0}
+    ).fit(X, y)
     p_old = blend.models_[1].predict_proba(rows[blend.features_[1]])[:, 1]
     p_new = blend.models_[2].predict_proba(rows[blend.features_[2]])[:, 1]
     assert np.allclose(blend.predict_proba(rows)[:, 1], (p_old + 3 * p_new) / 4)
@@ -61,7 +62,8 @@ def test_is_a_scikit_learn_estimator_and_explains_bad_input(clicks):
         model.fit(clicks[FEATURES], clicks.clicked)
     with pytest.raises(ValidationError, match="no entry for schema version 2"):
         SchemaEnsemble(LogisticRegression(), features={1: ["user_ctr"]}).fit(
-            clicks[COLUMNS], clicks.clicked)
+            clicks[COLUMNS], clicks.clicked
+        )
     with pytest.raises(ValidationError, match="mode must be one of"):
         SchemaEnsemble(LogisticRegression(), mode="vote").fit(clicks[COLUMNS], clicks.clicked)
     X = pd.DataFrame({"schema_version": [1, 1, 2, 2], "x": [0.0, 1.0, 0.0, 1.0]})

@@ -37,7 +37,13 @@ def test_calibration_separates_the_truth_from_a_distorted_score(clicks):
     assert expected_calibration_error(y, p) < 0.02
     assert expected_calibration_error(y, distorted) > 0.05
     curve = calibration_curve(y, p, bins=5)
-    assert list(curve.columns) == ["bin_low", "bin_high", "mean_score", "fraction_positive", "count"]
+    assert list(curve.columns) == [
+        "bin_low",
+        "bin_high",
+        "mean_score",
+        "fraction_positive",
+        "count",
+    ]
     assert curve["count"].sum() == len(y)
     big = curve[curve["count"] >= 100]  # small bins are noise
     assert len(big) >= 2 and (big.mean_score - big.fraction_positive).abs().max() < 0.08

@@ -73,7 +73,9 @@ def test_a_crashed_process_leaves_a_visible_run_that_reap_marks_failed(
 ):
     out = subprocess.run(
         [sys.executable, "-c", _CRASH, store_url, artifact_root],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 3, out.stderr
     run_id = out.stdout.strip()

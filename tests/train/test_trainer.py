@@ -14,8 +14,8 @@ from loopml.predict import load_predictor
 from loopml.registry import Registry
 from loopml.train.baselines import PopularityBaseline, PriorBaseline
 from loopml.train.synthetic import FEATURES
-from loopml.train.trainer import leaderboard, train
 from loopml.train.tracking import RunStore
+from loopml.train.trainer import leaderboard, train
 
 
 def _lgbm(**kw):
@@ -41,8 +41,13 @@ def test_lightgbm_model_is_native_categorical_and_beats_the_baselines(splits):
 
 
 def test_plain_sklearn_estimator_gets_preprocessing_inside_the_model(splits):
-    result = train(LogisticRegression(max_iter=500), splits, features=FEATURES,
-                   label="clicked", name="logistic")
+    result = train(
+        LogisticRegression(max_iter=500),
+        splits,
+        features=FEATURES,
+        label="clicked",
+        name="logistic",
+    )
     assert result.flavour == "sklearn"
     assert [name for name, _ in result.model.estimator_.steps] == ["prepare", "logisticregression"]
     assert result.metrics["test"]["roc_auc"] > 0.65
@@ -51,18 +56,30 @@ def test_plain_sklearn_estimator_gets_preprocessing_inside_the_model(splits):
     frame.loc[frame.index[:5], "user_ctr"] = np.nan
     assert np.isfinite(result.model.predict_proba(frame)).all()
     with threadpool_limits(1):  # OpenMP on a shared 2-core machine: one thread is faster
-        hgb = train(HistGradientBoostingClassifier(max_iter=20), splits, features=FEATURES,
-                    label="clicked", name="hgb")
+        hgb = train(
+            HistGradientBoostingClassifier(max_iter=20),
+            splits,
+            features=FEATURES,
+            label="clicked",
+            name="hgb",
+        )
     assert hgb.model.categorical_ == "category"  # native categorical support is used
     assert hgb.model.estimator_.is_categorical_.sum() == 2
 
 
 def test_tracked_run_records_lineage_params_metrics_and_model(splits, metadata_url, artifact_root):
     runs = RunStore(metadata_url, artifact_root)
-    result = train(_lgbm(), splits, features=FEATURES, label="clicked", name="ctr",
-                   tracker=runs, params={"note": "first"},
-                   lineage={"feature_views": {"user_ctr_7d": 2}, "parent_version": 4},
-                   progress=True)
+    result = train(
+        _lgbm(),
+        splits,
+        features=FEATURES,
+        label="clicked",
+        name="ctr",
+        tracker=runs,
+        params={"note": "first"},
+        lineage={"feature_views": {"user_ctr_7d": 2}, "parent_version": 4},
+        progress=True,
+    )
     rec = runs.get(result.run_id)
     assert rec.status == "finished" and rec.ended_at >= rec.started_at
     assert rec.params["note"] == "first" and rec.params["n_train"] == len(splits.train)
@@ -76,8 +93,9 @@ def test_tracked_run_records_lineage_params_metrics_and_model(splits, metadata_u
     assert runs.artifact(result.run_id, "model.bin") == result.to_bytes()
 
 
-def test_registered_model_loads_and_predicts_like_the_trained_one(splits, metadata_url,
-                                                                  artifact_root):
+def test_registered_model_loads_and_predicts_like_the_trained_one(
+    splits, metadata_url, artifact_root
+):
     registry = Registry(metadata_url, artifact_root)
     result = train(_lgbm(), splits, features=FEATURES, label="clicked", name="ctr")
     mv = result.register(registry, description="nightly", parent_version=None)
@@ -91,16 +109,24 @@ def test_registered_model_loads_and_predicts_like_the_trained_one(splits, metada
 
 def test_downsampling_is_corrected_inside_the_model(splits):
     full = train(_lgbm(), splits, features=FEATURES, label="clicked", name="full")
-    down = train(_lgbm(), splits, features=FEATURES, label="clicked", name="down",
-                 downsample_rate=0.25, seed=1)
+    down = train(
+        _lgbm(),
+        splits,
+        features=FEATURES,
+        label="clicked",
+        name="down",
+        downsample_rate=0.25,
+        seed=1,
+    )
     assert down.params["n_train"] < 0.5 * len(splits.train)
     assert down.model.downsample_rate == 0.25
     base = splits.test.clicked.mean()
     mean_full = full.metrics["test"]["mean_score"]
     mean_down = down.metrics["test"]["mean_score"]
     assert abs(mean_down - base) < 0.35 * base and abs(mean_down - mean_full) < 0.35 * base
-    raw = down.model.estimator_.predict_proba(
-        down.model._prepare(splits.test[FEATURES]))[:, 1].mean()
+    raw = down.model.estimator_.predict_proba(down.model._prepare(splits.test[FEATURES]))[
+        :, 1
+    ].mean()
     assert raw > 2 * base  # without the correction it would over-predict
     native = down.predictor().predict(splits.test)
     assert np.abs(native - down.model.predict_proba(splits.test[FEATURES])[:, 1]).max() < 1e-9
@@ -109,22 +135,40 @@ def test_downsampling_is_corrected_inside_the_model(splits):
 def test_a_failing_fit_is_recorded_as_failed(splits, metadata_url, artifact_root):
     runs = RunStore(metadata_url, artifact_root)
     with pytest.raises(ValueError):
-        train(LogisticRegression(C=-1.0), splits, features=FEATURES, label="clicked",
-              name="broken", tracker=runs)
+        train(
+            LogisticRegression(C=-1.0),
+            splits,
+            features=FEATURES,
+            label="clicked",
+            name="broken",
+            tracker=runs,
+        )
     (rec,) = runs.list_runs(name="broken")
     assert rec.status == "failed" and "C" in rec.error
 
 
 def test_multiclass_and_regression_tasks(splits):
     features = [f for f in FEATURES if f != "position"]
-    result = train(LogisticRegression(max_iter=300), splits, features=features,
-                   label="position", task="multiclass", name="pos")
+    result = train(
+        LogisticRegression(max_iter=300),
+        splits,
+        features=features,
+        label="position",
+        task="multiclass",
+        name="pos",
+    )
     assert set(result.metrics["test"]) >= {"accuracy", "macro_f1", "cross_entropy"}
     assert result.signature.classes == tuple(range(1, 11))
     proba = result.predictor().predict(splits.test.head(5))
     assert proba.shape == (5, 10) and np.allclose(proba.sum(axis=1), 1)
-    reg = train(LinearRegression(), splits, features=["user_ctr", "item_quality"],
-                label="p_true", task="regression", name="p")
+    reg = train(
+        LinearRegression(),
+        splits,
+        features=["user_ctr", "item_quality"],
+        label="p_true",
+        task="regression",
+        name="p",
+    )
     assert reg.metrics["test"]["rmse"] < 0.1 and reg.metrics["test"]["r2"] > 0.3
 
 

@@ -64,9 +64,15 @@ class AsOfIndex:
         keep = codes >= 0
         rows = np.flatnonzero(keep)  # positions in the caller's event arrays
         codes, ts = codes[keep], ts[keep]
-        self.times = np.unique(ts)
+        if len(ts) > 1 and bool(np.all(ts[1:] >= ts[:-1])):  # time-ordered: ranks in O(n)
+            new = np.empty(len(ts), dtype=bool)
+            new[0], new[1:] = True, ts[1:] != ts[:-1]
+            self.times, rank = ts[new], np.cumsum(new) - 1
+        else:
+            self.times = np.unique(ts)
+            rank = np.searchsorted(self.times, ts)
         self.base = np.int64(len(self.times) + 1)
-        keys = codes * self.base + np.searchsorted(self.times, ts)
+        keys = codes * self.base + rank
         if tiebreak is None:
             order = np.argsort(keys, kind="stable")
         else:  # among events at the same instant, the largest tiebreak is "latest"
@@ -74,52 +80,81 @@ class AsOfIndex:
         self.rows = rows[order]
         self.keys = keys[order]
 
-    def query(self, codes: np.ndarray, ts: np.ndarray) -> AsOfQuery:
-        """Lookups for query rows (entity ``codes``, ``ts`` in microseconds)."""
-        return AsOfQuery(self, codes, ts)
+    def query(
+        self, codes: np.ndarray, ts: np.ndarray, order: np.ndarray | None = None
+    ) -> AsOfQuery:
+        """Lookups for query rows (entity ``codes``, ``ts`` in microseconds); ``order`` is
+        :func:`query_order` of them, passed in when several indexes share the rows."""
+        return AsOfQuery(self, codes, ts, order)
+
+
+def query_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The permutation sorting query rows by (entity code, ts)."""
+    if len(ts) < 2 or bool(np.all(ts[1:] >= ts[:-1])):
+        return np.argsort(codes, kind="stable")  # already in time order
+    return np.lexsort((ts, codes))
 
 
 class AsOfQuery:
-    """One set of query rows against one index; positions are cached per time shift."""
+    """One set of query rows against one index; positions are cached per time shift.
 
-    def __init__(self, index: AsOfIndex, codes: np.ndarray, ts: np.ndarray) -> None:
+    Binary searches are far faster with sorted needles (numpy reuses the previous bound
+    and stays in cache), so ranks are searched in the caller's order (usually by time)
+    and keys in (entity, time) order; results are scattered back once per output.
+    """
+
+    def __init__(
+        self, index: AsOfIndex, codes: np.ndarray, ts: np.ndarray, order: np.ndarray | None = None
+    ) -> None:
         self.index = index
-        self.valid = codes >= 0
-        self.base_keys = np.maximum(codes, 0) * index.base
+        self.order = order if order is not None else query_order(codes, ts)
+        self.valid = (codes >= 0)[self.order]
+        self.base_keys = (np.maximum(codes, 0) * index.base)[self.order]
         self.ts = ts
-        self.start = np.searchsorted(index.keys, self.base_keys, side="left")
+        self._start: np.ndarray | None = None
         self._positions: dict[int, np.ndarray] = {}
 
+    def _out(self, values: np.ndarray) -> np.ndarray:
+        """From (entity, time) order back to the caller's order."""
+        out = np.empty_like(values)
+        out[self.order] = values
+        return out
+
+    @property
+    def start(self) -> np.ndarray:
+        if self._start is None:
+            self._start = np.searchsorted(self.index.keys, self.base_keys, side="left")
+        return self._start
+
     def position(self, shift_us: int = 0) -> np.ndarray:
-        """Global position of (code, t - shift): before it lie the entity's events with
-        ts < t - shift."""
+        """Positions (in query order) of (code, t - shift): before each lie the entity's
+        events with ts < t - shift."""
         if shift_us not in self._positions:
             rank = np.searchsorted(self.index.times, self.ts - np.int64(shift_us), side="left")
-            self._positions[shift_us] = np.searchsorted(
-                self.index.keys, self.base_keys + rank, side="left"
-            )
+            needles = self.base_keys + rank[self.order]
+            self._positions[shift_us] = np.searchsorted(self.index.keys, needles, side="left")
         return self._positions[shift_us]
 
     def count(self) -> np.ndarray:
         """Events strictly before t, per query row."""
-        return np.where(self.valid, self.position() - self.start, 0)
+        return self._out(np.where(self.valid, self.position() - self.start, 0))
 
     def window_count(self, seconds: int) -> np.ndarray:
         """Events in ``[t - window, t)``."""
         then = self.position(seconds * 1_000_000)
-        return np.where(self.valid, self.position() - then, 0)
+        return self._out(np.where(self.valid, self.position() - then, 0))
 
     def window_sum(self, values: np.ndarray, seconds: int) -> np.ndarray:
         """Sum of ``values`` (aligned with the caller's events) over ``[t - window, t)``."""
         ordered = np.nan_to_num(np.asarray(values, dtype=np.float64)[self.index.rows])
         running = np.concatenate([[0.0], np.cumsum(ordered)])
         then = self.position(seconds * 1_000_000)
-        return np.where(self.valid, running[self.position()] - running[then], 0.0)
+        return self._out(np.where(self.valid, running[self.position()] - running[then], 0.0))
 
     def last(self) -> np.ndarray:
         """The caller's row of each entity's latest event before t, or -1."""
         pos = self.position()
-        found = self.valid & (pos > self.start)
         if not len(self.index.rows):
             return np.full(len(pos), -1, dtype=np.int64)
-        return np.where(found, self.index.rows[np.maximum(pos - 1, 0)], -1)
+        found = self.valid & (pos > self.start)
+        return self._out(np.where(found, self.index.rows[np.maximum(pos - 1, 0)], -1))

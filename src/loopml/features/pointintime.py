@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from loopml.core.errors import ValidationError
-from loopml.features.asof import AsOfIndex, encode
+from loopml.features.asof import AsOfIndex, encode, query_order
 from loopml.features.views import Age, Count, FeatureView, Rate, Recency, Sum
 from loopml.features.windows import window_seconds
 from loopml.logs.progress import progress_bar
@@ -93,17 +93,18 @@ def _plan(views: Sequence[FeatureView]) -> dict[tuple[str, str], _Source]:
     return sources
 
 
-def materialise_events(
+def load_events(
     con: duckdb.DuckDBPyConnection,
     views: Sequence[FeatureView],
     first: Any,
     before: Any,
     extra: dict[str, set[str]] | None = None,
-) -> None:
-    """Copy each needed event type once, de-duplicated and time-bounded, into ``ev_<type>``.
+) -> dict[str, Any]:
+    """Each needed event type read once: de-duplicated, time-ordered, as an Arrow table.
 
-    ``first``/``before``: the earliest and (exclusive) latest query time. ``extra``: more
-    columns per type, read from ``first`` on (the training set's impressions).
+    ``first``/``before``: the earliest and (exclusive) latest query time; rows older than
+    ``first`` minus the longest window are skipped unless recency or a snapshot needs all
+    history. ``extra``: more columns per type, read from ``first`` on.
     """
     import pandas as pd
 
@@ -122,54 +123,55 @@ def materialise_events(
     for event, more in (extra or {}).items():
         cols.setdefault(event, set()).update(more)
         need(event, first)
+    tables = {}
     for event, needed in cols.items():
         ordered = [c for c in all_fields(event) if c in needed | {"event_id", "ts"}]
         where, params = "ts < $before", {"before": before}
         if lower[event] is not None:
             where += " AND ts >= $after"
             params["after"] = lower[event]
-        con.execute(
-            f'CREATE OR REPLACE TEMP TABLE "ev_{event}" AS SELECT '
-            f'{", ".join(f"{chr(34)}{c}{chr(34)}" for c in ordered)} FROM "{event}" WHERE {where}',
-            params,
-        )
+        select = ", ".join(f'"{c}"' for c in ordered)
+        tables[event] = con.sql(
+            f'SELECT {select}, epoch_us(ts) AS _t FROM "{event}" WHERE {where} '
+            "ORDER BY ts, event_id",
+            params=params,
+        ).to_arrow_table()
+    return tables
 
 
 def compute_features(
-    con: duckdb.DuckDBPyConnection,
+    tables: dict[str, Any],
     views: Sequence[FeatureView],
     keys: dict[str, Any],
     ts_us: np.ndarray,
 ) -> dict[str, Any]:
     """Every view column for query rows given by entity ``keys`` (Arrow strings) and
-    ``ts_us`` (int64 microseconds, UTC); reads the ``ev_<type>`` tables."""
+    ``ts_us`` (int64 microseconds, UTC), from the tables of :func:`load_events`."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     sources = _plan(views)
     for s in sources.values():
-        picks = ", ".join(f'"{c}"' for c in sorted(s.columns))
-        s.table = con.sql(
-            f'SELECT "{s.entity}" AS k, epoch_us(ts) AS t, event_id{", " if picks else ""}'
-            f'{picks} FROM "ev_{s.event}" WHERE "{s.entity}" IS NOT NULL'
-        ).to_arrow_table()
+        s.table = tables[s.event]
     codes: dict[str, np.ndarray] = {}
     for entity in sorted({s.entity for s in sources.values()}):
         mine = [s for s in sources.values() if s.entity == entity]
-        encoded = encode(keys[entity], *(s.table.column("k") for s in mine))
+        encoded = encode(keys[entity], *(s.table.column(entity) for s in mine))
         codes[entity] = encoded[0]
         for s, c in zip(mine, encoded[1:], strict=True):
-            t = s.table.column("t").to_numpy().astype(np.int64)
+            t = s.table.column("_t").to_numpy().astype(np.int64)
             tie = None
             if s.snapshot:
                 tie = pc.rank(s.table.column("event_id"), tiebreaker="first").to_numpy()
             s.index = AsOfIndex(c, t, tie)
 
     queries: dict[tuple[str, str], Any] = {}
+    orders = {entity: query_order(c, ts_us) for entity, c in codes.items()}
 
     def lookup(event: str, entity: str) -> Any:
         if (event, entity) not in queries:
-            queries[(event, entity)] = sources[(event, entity)].index.query(codes[entity], ts_us)
+            index = sources[(event, entity)].index
+            queries[(event, entity)] = index.query(codes[entity], ts_us, orders[entity])
         return queries[(event, entity)]
 
     out: dict[str, Any] = {}
@@ -193,7 +195,7 @@ def compute_features(
                 table = sources[(f.event, view.entity)].table
                 last = lookup(f.event, view.entity).last()
                 if isinstance(f, Recency):
-                    when = table.column("t").to_numpy().astype(np.int64)
+                    when = table.column("_t").to_numpy().astype(np.int64)
                     out[column] = _since(ts_us, when, last) / 1e6
                 elif isinstance(f, Age):
                     stamp = pc.cast(pc.cast(table.column(f.column), pa.timestamp("us")), pa.int64())
@@ -263,14 +265,14 @@ def point_in_time(
             for column in view.columns:
                 out[column] = pd.Series(dtype=object)
         return out
-    ts_us = stamps.to_numpy().astype("datetime64[us]").astype(np.int64)
+    ts_us = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64)
     keys = {v.entity: pa.array(entities[v.entity].astype("str"), pa.string()) for v in views}
     con = log.connect()
     try:
         with progress_bar(2, "point-in-time features", progress) as advance:
-            materialise_events(con, views, stamps.min(), stamps.max())
+            tables = load_events(con, views, stamps.min(), stamps.max())
             advance(1)
-            values = compute_features(con, views, keys, ts_us)
+            values = compute_features(tables, views, keys, ts_us)
             advance(1)
     finally:
         con.close()

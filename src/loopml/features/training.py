@@ -13,7 +13,7 @@ from loopml.features.pointintime import (
     as_pandas,
     check_views,
     compute_features,
-    materialise_events,
+    load_events,
     point_in_time,
 )
 from loopml.features.views import FeatureView
@@ -48,6 +48,8 @@ def build_training_set(
     model lineage. Impressions whose label window reaches past the newest logged event may
     still get a late label: leave ``label_window`` of margin before the end of the log.
     """
+    import pyarrow.compute as pc
+
     from loopml.logs.evolution import utc
 
     lo, hi = utc(start), utc(end)
@@ -67,28 +69,29 @@ def build_training_set(
     con = log.connect()
     try:
         with progress_bar(3, "building training set", progress) as advance:
-            materialise_events(con, views, lo, hi, extra={"impression": set(BASE_COLUMNS)})
-            cols = ", ".join(f'i."{c}"' for c in BASE_COLUMNS)
-            rows = con.sql(
-                f'WITH hits AS (SELECT DISTINCT l.impression_id FROM "{label}" l '
-                'JOIN "ev_impression" i ON l.impression_id = i.event_id '
-                "AND l.ts >= i.ts AND l.ts <= i.ts + to_microseconds($h) "
-                "WHERE l.ts >= $lo AND l.ts <= $hi + to_microseconds($h)) "
-                f"SELECT {cols}, epoch_us(i.ts) AS _t, "
-                "CAST(h.impression_id IS NOT NULL AS TINYINT) AS label "
-                'FROM "ev_impression" i LEFT JOIN hits h ON h.impression_id = i.event_id '
-                "WHERE i.ts >= $lo ORDER BY i.ts, i.event_id",
+            tables = load_events(con, views, lo, hi, extra={"impression": set(BASE_COLUMNS)})
+            impressions = tables["impression"]
+            t_all = impressions.column("_t").to_numpy()
+            first = int(np.searchsorted(t_all, _micros(lo), side="left"))
+            rows = impressions.slice(first)  # time-ordered: [lo, hi) is a suffix
+            con.register("rows_in", rows.select(["event_id", "ts"]))
+            hits = con.sql(
+                f'SELECT DISTINCT l.impression_id FROM "{label}" l JOIN rows_in i '
+                "ON l.impression_id = i.event_id AND l.ts >= i.ts "
+                "AND l.ts <= i.ts + to_microseconds($h) "
+                "WHERE l.ts >= $lo AND l.ts <= $hi + to_microseconds($h)",
                 params={"h": horizon, "lo": lo, "hi": hi},
             ).to_arrow_table()
             advance(1)
             keys = {c: rows.column(c) for c in ("user_id", "item_id")}
             ts_us = rows.column("_t").to_numpy().astype(np.int64)
-            values = compute_features(con, views, keys, ts_us)
+            values = compute_features(tables, views, keys, ts_us)
             advance(1)
             frame = rows.select(list(BASE_COLUMNS)).to_pandas()
             for column, data in values.items():
                 frame[column] = as_pandas(data)
-            frame["label"] = rows.column("label").to_numpy().astype(np.int8)
+            hit = pc.is_in(rows.column("event_id"), value_set=hits.column(0).combine_chunks())
+            frame["label"] = hit.to_numpy(zero_copy_only=False).astype(np.int8)
             advance(1)
     finally:
         con.close()
@@ -104,6 +107,11 @@ def build_training_set(
         "positive_rate": float(frame["label"].mean()) if len(frame) else 0.0,
     }
     return frame
+
+
+def _micros(stamp: Any) -> int:
+    """Microseconds since the epoch (``Timestamp.value`` is always nanoseconds)."""
+    return int(stamp.value // 1_000)
 
 
 def latest_values(

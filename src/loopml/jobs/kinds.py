@@ -19,9 +19,9 @@ from loopml.jobs.store import JobSpec, RunRecord
 KINDS: dict[str, str] = {
     "batch_prediction": "loopml.jobs.kinds:batch_prediction",
     "call": "loopml.jobs.kinds:call",
-    "drift_check": "loopml.monitor.service:drift_check_job",
+    "drift_check": "loopml.jobs.monitoring:drift_check",
     "feature_materialization": "loopml.jobs.kinds:feature_materialization",
-    "performance": "loopml.monitor.service:performance_job",
+    "performance": "loopml.jobs.monitoring:performance",
     "retrain": "loopml.jobs.retrain:retrain_job",
 }
 
@@ -99,29 +99,35 @@ def call(ctx: JobContext) -> dict[str, Any]:
 
 
 def batch_prediction(ctx: JobContext) -> dict[str, Any]:
-    """Pattern 1 on a schedule: score a population with a model alias into the DB."""
-    from loopml.project import Project
-
-    project = Project(ctx.config)
-    run = resolve("loopml.serve.batch:run_batch_job")
+    """Pattern 1 on a schedule: score a population with ``model`` (``NAME@ALIAS``) into
+    the predictions table; idempotent per (version, population, date)."""
+    run = resolve("loopml.serve.batch.job:run_batch_job")
     result = run(
-        project,
-        model=str(ctx.param("model")),
-        alias=str(ctx.param("alias", "production")),
-        population=str(ctx.param("population", "users")),
+        ctx.config,
+        str(ctx.param("model")),
         score_date=ctx.param("date", None),
+        population=str(ctx.param("population", "active_users_x_top_items")),
+        top_items=int(ctx.param("top_items", 20)),
         progress=ctx.progress,
     )
-    return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    return _plain(result)
 
 
 def feature_materialization(ctx: JobContext) -> dict[str, Any]:
-    """Refresh the online feature store from the event log for the named views."""
-    from loopml.project import Project
+    """Refresh the online feature store from the event log (``views``: default all)."""
+    materialize = resolve("loopml.features.materialize:materialize_project")
+    result = materialize(ctx.config, ctx.param("views", None), progress=ctx.progress)
+    return {"as_of": result.as_of.isoformat(), "written": dict(result.written)}
 
-    project = Project(ctx.config)
-    materialize = resolve("loopml.features:materialize")
-    result = materialize(
-        project, views=ctx.param("views", None), progress=ctx.progress
-    )
-    return result if isinstance(result, dict) else {"result": repr(result)[:500]}
+
+def _plain(result: Any) -> dict[str, Any]:
+    if hasattr(result, "to_dict"):
+        return result.to_dict()
+    if hasattr(result, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return {
+            k: v if isinstance(v, int | float | str | bool | None) else str(v)
+            for k, v in asdict(result).items()
+        }
+    return {"result": repr(result)[:500]}

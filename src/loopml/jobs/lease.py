@@ -60,7 +60,10 @@ class Lease:
             with self.engine.begin() as conn:
                 conn.execute(
                     sa.insert(leases).values(
-                        job=self.job, owner=self.owner, run_id=run_id, acquired_at=now,
+                        job=self.job,
+                        owner=self.owner,
+                        run_id=run_id,
+                        acquired_at=now,
                         expires_at=self._expiry(),
                     )
                 )
@@ -74,19 +77,21 @@ class Lease:
                     leases.c.job == self.job,
                     sa.or_(leases.c.expires_at < now, leases.c.owner == self.owner),
                 )
-                .values(owner=self.owner, run_id=run_id, acquired_at=now,
-                        expires_at=self._expiry())
+                .values(owner=self.owner, run_id=run_id, acquired_at=now, expires_at=self._expiry())
             ).rowcount
         return taken == 1
 
     def renew(self) -> bool:
         """Extend the lease; False if another holder has taken it (we were too slow)."""
         with self.engine.begin() as conn:
-            ok = conn.execute(
-                sa.update(leases)
-                .where(leases.c.job == self.job, leases.c.owner == self.owner)
-                .values(expires_at=self._expiry())
-            ).rowcount == 1
+            ok = (
+                conn.execute(
+                    sa.update(leases)
+                    .where(leases.c.job == self.job, leases.c.owner == self.owner)
+                    .values(expires_at=self._expiry())
+                ).rowcount
+                == 1
+            )
         if not ok:
             self.lost = True
         return ok

@@ -95,8 +95,7 @@ class Scheduler:
             if lease is not None and lease["live"] and lease["owner"] == run.owner:
                 continue
             note = (
-                f"the process running it ({run.owner}) stopped renewing its lease; "
-                "presumed crashed"
+                f"the process running it ({run.owner}) stopped renewing its lease; presumed crashed"
             )
             if self.store.finish(run.id, "crashed", error=note):
                 crashed.append(self.store.run(run.id))
@@ -167,7 +166,10 @@ class Scheduler:
             return None
         delay = spec.retry_delay_s * (2 ** (run.attempt - 1))
         return self.store.enqueue(
-            spec.name, "retry", attempt=run.attempt + 1, first_run=run.first_run or run.id,
+            spec.name,
+            "retry",
+            attempt=run.attempt + 1,
+            first_run=run.first_run or run.id,
             not_before=self.clock() + dt.timedelta(seconds=delay),
         )
 
@@ -195,4 +197,4 @@ class Scheduler:
 
 
 def _short_traceback(limit: int = 6) -> str:
-    return "".join(traceback.format_exc(limit=-limit).splitlines(keepends=True)[-2 * limit:])
+    return "".join(traceback.format_exc(limit=-limit).splitlines(keepends=True)[-2 * limit :])

@@ -42,8 +42,12 @@ class JobSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "kind": self.kind, "schedule": self.schedule,
-            "params": self.params, "enabled": self.enabled, "max_retries": self.max_retries,
+            "name": self.name,
+            "kind": self.kind,
+            "schedule": self.schedule,
+            "params": self.params,
+            "enabled": self.enabled,
+            "max_retries": self.max_retries,
             "retry_delay_s": self.retry_delay_s,
             "next_run_at": self.next_run_at.isoformat() if self.next_run_at else None,
         }
@@ -97,9 +101,7 @@ class JobStore:
         ensure_tables(self.engine)
 
     @classmethod
-    def from_config(
-        cls, cfg: ProjectConfig, clock: Callable[[], dt.datetime] = utcnow
-    ) -> JobStore:
+    def from_config(cls, cfg: ProjectConfig, clock: Callable[[], dt.datetime] = utcnow) -> JobStore:
         return cls(cfg.url("metadata"), clock)
 
     # -- jobs ------------------------------------------------------------------------------
@@ -117,10 +119,16 @@ class JobStore:
         now = now or self.clock()
         due = next_run(spec.schedule, now) if spec.schedule else None
         row = {
-            "name": spec.name, "kind": spec.kind, "schedule": spec.schedule,
-            "params": json.dumps(spec.params, sort_keys=True), "enabled": spec.enabled,
-            "max_retries": int(spec.max_retries), "retry_delay_s": float(spec.retry_delay_s),
-            "next_run_at": due, "created_at": now, "updated_at": now,
+            "name": spec.name,
+            "kind": spec.kind,
+            "schedule": spec.schedule,
+            "params": json.dumps(spec.params, sort_keys=True),
+            "enabled": spec.enabled,
+            "max_retries": int(spec.max_retries),
+            "retry_delay_s": float(spec.retry_delay_s),
+            "next_run_at": due,
+            "created_at": now,
+            "updated_at": now,
         }
         with self.engine.begin() as conn:
             exists = conn.execute(sa.select(jobs.c.name).where(jobs.c.name == spec.name)).first()
@@ -150,7 +158,8 @@ class JobStore:
 
     def list(self) -> list[JobSpec]:
         with self.engine.connect() as conn:
-            return [_spec(r) for r in conn.execute(sa.select(jobs).order_by(jobs.c.name)).mappings()]
+            rows = conn.execute(sa.select(jobs).order_by(jobs.c.name)).mappings()
+            return [_spec(r) for r in rows]
 
     def remove(self, name: str) -> None:
         self.get(name)
@@ -161,7 +170,8 @@ class JobStore:
         self.get(name)
         with self.engine.begin() as conn:
             conn.execute(
-                sa.update(jobs).where(jobs.c.name == name)
+                sa.update(jobs)
+                .where(jobs.c.name == name)
                 .values(enabled=enabled, updated_at=self.clock())
             )
         return self.get(name)
@@ -193,8 +203,13 @@ class JobStore:
         self.get(job)
         now = self.clock()
         row = {
-            "job": job, "attempt": attempt, "first_run": first_run, "status": "queued",
-            "trigger": trigger, "not_before": not_before or now, "queued_at": now,
+            "job": job,
+            "attempt": attempt,
+            "first_run": first_run,
+            "status": "queued",
+            "trigger": trigger,
+            "not_before": not_before or now,
+            "queued_at": now,
             "result": json.dumps(result) if result else None,
         }
         with self.engine.begin() as conn:
@@ -224,11 +239,14 @@ class JobStore:
     def claim(self, run_id: int, owner: str) -> bool:
         """Mark a queued run as running by ``owner``; False if someone else got it first."""
         with self.engine.begin() as conn:
-            return conn.execute(
-                sa.update(runs)
-                .where(runs.c.id == run_id, runs.c.status == "queued")
-                .values(status="running", owner=owner, started_at=self.clock())
-            ).rowcount == 1
+            return (
+                conn.execute(
+                    sa.update(runs)
+                    .where(runs.c.id == run_id, runs.c.status == "queued")
+                    .values(status="running", owner=owner, started_at=self.clock())
+                ).rowcount
+                == 1
+            )
 
     def finish(
         self,
@@ -246,9 +264,14 @@ class JobStore:
         if result is not None:
             values["result"] = json.dumps(result, default=str)
         with self.engine.begin() as conn:
-            return conn.execute(
-                sa.update(runs).where(runs.c.id == run_id, runs.c.status == expect).values(**values)
-            ).rowcount == 1
+            return (
+                conn.execute(
+                    sa.update(runs)
+                    .where(runs.c.id == run_id, runs.c.status == expect)
+                    .values(**values)
+                ).rowcount
+                == 1
+            )
 
     def history(self, job: str | None = None, limit: int = 50) -> list[RunRecord]:
         """Runs, newest first."""
@@ -262,8 +285,13 @@ class JobStore:
 
 def _spec(row: Any) -> JobSpec:
     return JobSpec(
-        row["name"], row["kind"], row["schedule"], json.loads(row["params"]),
-        bool(row["enabled"]), int(row["max_retries"]), float(row["retry_delay_s"]),
+        row["name"],
+        row["kind"],
+        row["schedule"],
+        json.loads(row["params"]),
+        bool(row["enabled"]),
+        int(row["max_retries"]),
+        float(row["retry_delay_s"]),
         to_utc(row["next_run_at"]) if row["next_run_at"] is not None else None,
     )
 
@@ -273,8 +301,17 @@ def _record(row: Any) -> RunRecord:
         return to_utc(value) if value is not None else None
 
     return RunRecord(
-        int(row["id"]), row["job"], int(row["attempt"]), row["status"], row["trigger"],
-        to_utc(row["not_before"]), to_utc(row["queued_at"]), row["first_run"],
-        ts(row["started_at"]), ts(row["finished_at"]), row["owner"], row["error"],
+        int(row["id"]),
+        row["job"],
+        int(row["attempt"]),
+        row["status"],
+        row["trigger"],
+        to_utc(row["not_before"]),
+        to_utc(row["queued_at"]),
+        row["first_run"],
+        ts(row["started_at"]),
+        ts(row["finished_at"]),
+        row["owner"],
+        row["error"],
         json.loads(row["result"]) if row["result"] else None,
     )

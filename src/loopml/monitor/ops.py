@@ -33,8 +33,11 @@ class OpsSummary:
 
     def flat(self) -> dict[str, float]:
         """Flat metric names for alert rules: ``error_rate``, ``latency_p99_ms``, ..."""
-        out: dict[str, float] = {"requests": self.requests, "errors": self.errors,
-                                 "error_rate": self.error_rate}
+        out: dict[str, float] = {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": self.error_rate,
+        }
         out.update({f"latency_{k}_ms": v for k, v in self.latency_ms.items()})
         out.update({f"batch_{k}": v for k, v in self.batch_rows.items()})
         for key in ("cache_hit_ratio", "cpu_seconds", "memory_mb"):
@@ -48,18 +51,21 @@ class OpsSummary:
     def __str__(self) -> str:
         lat = ", ".join(f"{k} {v:.1f} ms" for k, v in self.latency_ms.items()) or "n/a"
         lines = [
-            f"requests {self.requests:,.0f}, errors {self.errors:,.0f} "
-            f"({self.error_rate:.2%})",
+            f"requests {self.requests:,.0f}, errors {self.errors:,.0f} ({self.error_rate:.2%})",
             f"latency: {lat}",
         ]
         if self.batch_rows:
-            lines.append(f"batch rows: mean {self.batch_rows.get('mean', 0):.1f}, "
-                         f"p95 {self.batch_rows.get('p95', 0):.0f}")
+            lines.append(
+                f"batch rows: mean {self.batch_rows.get('mean', 0):.1f}, "
+                f"p95 {self.batch_rows.get('p95', 0):.0f}"
+            )
         if self.cache_hit_ratio is not None:
             lines.append(f"cache hit ratio: {self.cache_hit_ratio:.1%}")
         if self.model_versions:
-            lines.append("serving: " + ", ".join(
-                f"{m} v{int(v)}" for m, v in sorted(self.model_versions.items())))
+            lines.append(
+                "serving: "
+                + ", ".join(f"{m} v{int(v)}" for m, v in sorted(self.model_versions.items()))
+            )
         if self.cpu_seconds is not None or self.memory_mb is not None:
             cpu = f"{self.cpu_seconds:.1f} s" if self.cpu_seconds is not None else "n/a"
             mem = f"{self.memory_mb:.0f} MB" if self.memory_mb is not None else "n/a"
@@ -201,7 +207,10 @@ def prediction_log_ops(frame: Any) -> dict[str, Any]:
         out[f"v{int(version)}"] = {
             "rows": int(len(part)),
             "requests": int(part["request_id"].astype(str).str.split(":").str[0].nunique()),
-            **({f"latency_p{q}_ms": float(np.percentile(lat, q)) for q in (50, 95, 99)}
-               if len(lat) else {}),
+            **(
+                {f"latency_p{q}_ms": float(np.percentile(lat, q)) for q in (50, 95, 99)}
+                if len(lat)
+                else {}
+            ),
         }
     return out

@@ -51,7 +51,7 @@ def labelled_predictions(
         if not name.replace("_", "").isalnum():
             raise ValidationError(f"slice {name!r} must be a column name", field="slices")
         if name in _SLICE_COLUMNS:
-            select.append(f"CAST(p.{name} AS VARCHAR) AS \"{name}\"")
+            select.append(f'CAST(p.{name} AS VARCHAR) AS "{name}"')
         else:
             select.append(f"json_extract_string(p.inputs, '$.{name}') AS \"{name}\"")
     query = f"""
@@ -146,8 +146,14 @@ def performance_windows(
             values["n_predictions"] = float(len(group))
             values["n_pending"] = float(len(group) - len(matured))
             rows += [
-                {"start": lo, "end": hi, "slice": label, "metric": metric, "value": value,
-                 "n": int(len(matured))}
+                {
+                    "start": lo,
+                    "end": hi,
+                    "slice": label,
+                    "metric": metric,
+                    "value": value,
+                    "n": int(len(matured)),
+                }
                 for metric, value in values.items()
             ]
     return rows

@@ -211,8 +211,12 @@ def build_profile(
             cats, counts, missing = category_counts(values)
             other = int(counts[max_categories:].sum())
             profiles[name] = CategoricalProfile(
-                name, int(counts.sum()), missing, cats[:max_categories],
-                counts[:max_categories], other,
+                name,
+                int(counts.sum()),
+                missing,
+                cats[:max_categories],
+                counts[:max_categories],
+                other,
             )
     info = {"created_at": utcnow().isoformat(), **(meta or {})}
     return ReferenceProfile(profiles, n_rows, output, info)
@@ -240,8 +244,17 @@ def _numeric(
     counts, sums = grid(x, lo, hi, cells)
     raw = np.sort(x) if n <= exact_limit else None
     return NumericProfile(
-        name, n, missing, **moments, lo=lo, hi=hi, counts=counts, sums=sums,
-        low=low, high=high, raw=raw,
+        name,
+        n,
+        missing,
+        **moments,
+        lo=lo,
+        hi=hi,
+        counts=counts,
+        sums=sums,
+        low=low,
+        high=high,
+        raw=raw,
     )
 
 

@@ -72,8 +72,10 @@ class QualityReport:
         if self.ok:
             return f"data quality: ok ({len(self.checks)} checks)"
         lines = [f"data quality: {len(self.failed)} of {len(self.checks)} checks failed"]
-        lines += [f"  {c.column}: {c.check} {c.value:.4g} > {c.threshold:.4g} {c.detail}"
-                  for c in self.failed]
+        lines += [
+            f"  {c.column}: {c.check} {c.value:.4g} > {c.threshold:.4g} {c.detail}"
+            for c in self.failed
+        ]
         return "\n".join(lines)
 
 
@@ -103,29 +105,50 @@ def check_quality(
         missing = win.n_missing / rows if rows else 0.0
         checks.append(
             QualityCheck(
-                name, "missing", missing, ref_missing + config.missing_increase,
+                name,
+                "missing",
+                missing,
+                ref_missing + config.missing_increase,
                 missing > ref_missing + config.missing_increase,
                 f"(reference {ref_missing:.2%})",
             )
         )
         invalid = win.n_invalid / rows if rows else 0.0
         checks.append(
-            QualityCheck(name, "invalid", invalid, config.invalid, invalid > config.invalid,
-                         "(values not readable as numbers)")
+            QualityCheck(
+                name,
+                "invalid",
+                invalid,
+                config.invalid,
+                invalid > config.invalid,
+                "(values not readable as numbers)",
+            )
         )
         if isinstance(col, NumericProfile) and isinstance(win, NumericSummary):
             outside = win.tail_w[(win.tail_pos < col.min) | (win.tail_pos > col.max)].sum()
             share = float(outside / win.n) if win.n else 0.0
             checks.append(
-                QualityCheck(name, "out_of_range", share, config.out_of_range,
-                             share > config.out_of_range, f"(reference [{col.min:.4g}, "
-                             f"{col.max:.4g}], window [{win.min:.4g}, {win.max:.4g}])")
+                QualityCheck(
+                    name,
+                    "out_of_range",
+                    share,
+                    config.out_of_range,
+                    share > config.out_of_range,
+                    f"(reference [{col.min:.4g}, "
+                    f"{col.max:.4g}], window [{win.min:.4g}, {win.max:.4g}])",
+                )
             )
         elif isinstance(col, CategoricalProfile) and isinstance(win, CategoricalSummary):
             share = win.n_unseen / win.n if win.n else 0.0
             top = sorted(win.unseen.items(), key=lambda kv: -kv[1])[:5]
             checks.append(
-                QualityCheck(name, "unseen", share, config.unseen, share > config.unseen,
-                             f"(new values: {', '.join(repr(k) for k, _ in top)})" if top else "")
+                QualityCheck(
+                    name,
+                    "unseen",
+                    share,
+                    config.unseen,
+                    share > config.unseen,
+                    f"(new values: {', '.join(repr(k) for k, _ in top)})" if top else "",
+                )
             )
     return QualityReport(checks)

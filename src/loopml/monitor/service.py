@@ -34,8 +34,17 @@ from loopml.monitor.store import MonitorStore
 from loopml.monitor.summary import summarise
 from loopml.monitor.windows import OUTPUT, parse_duration, prediction_frame
 
-_KEYS = ("alerts", "drift", "label_horizon", "label_metric", "metrics_url", "min_labels",
-         "quality", "slices", "window")
+_KEYS = (
+    "alerts",
+    "drift",
+    "label_horizon",
+    "label_metric",
+    "metrics_url",
+    "min_labels",
+    "quality",
+    "slices",
+    "window",
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,8 @@ class WindowResult:
     alerts: list[Alert] = field(default_factory=list)
 
     def __str__(self) -> str:
-        head = f"{self.model} v{self.version}  {self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M}"
+        span = f"{self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M}"
+        head = f"{self.model} v{self.version}  {span}"
         fired = "".join(f"\nALERT {a.rule}: {a.message}" for a in self.alerts)
         return f"{head}  ({self.drift.n_cur:,} rows)\n{self.drift}\n{self.quality}{fired}"
 
@@ -138,7 +148,9 @@ class Monitor:
 
         out = output if output is not None and output in column_names(reference) else None
         profile = build_profile(
-            reference, categorical=categorical, output=out,
+            reference,
+            categorical=categorical,
+            output=out,
             meta={"model": model, "version": int(version)},
         )
         self.store.save_profile(model, version, profile)
@@ -166,8 +178,9 @@ class Monitor:
         window_id = self.store.record_window(
             model, version, start, end, report, quality, source=source
         )
-        result = WindowResult(model, int(version), to_utc(start), to_utc(end), report, quality,
-                              window_id)
+        result = WindowResult(
+            model, int(version), to_utc(start), to_utc(end), report, quality, window_id
+        )
         if alerts:
             result.alerts = self.evaluate_alerts(model)
         return result
@@ -184,8 +197,8 @@ class Monitor:
         """Drift of the logged predictions of ``model`` in ``[start, end)`` (default: the
         last ``window``), against the profile of the version that served them."""
         end_ts = to_utc(end) if end is not None else utcnow()
-        start_ts = to_utc(start) if start is not None else end_ts - parse_duration(
-            self.settings.window
+        start_ts = (
+            to_utc(start) if start is not None else end_ts - parse_duration(self.settings.window)
         )
         frame = prediction_frame(self.events, model, start_ts, end_ts, version)
         if version is None:
@@ -217,8 +230,14 @@ class Monitor:
         s = self.settings
         slices = tuple(s.slices if slices is None else slices)
         frame = labelled_predictions(
-            self.events, model, start, end, metric=s.label_metric, horizon=s.label_horizon,
-            now=now, slices=slices,
+            self.events,
+            model,
+            start,
+            end,
+            metric=s.label_metric,
+            horizon=s.label_horizon,
+            now=now,
+            slices=slices,
         )
         rows = performance_windows(frame, start, end, size or s.window, slices, s.min_labels)
         if record:
@@ -254,16 +273,27 @@ class Monitor:
         for name in models:
             out.setdefault("models", {})[name] = {
                 "drift": [
-                    {k: w[k] for k in ("version", "start", "end", "n_rows", "n_drifted",
-                                       "share", "dataset_drift", "prediction_drift",
-                                       "quality_failed")}
+                    {
+                        k: w[k]
+                        for k in (
+                            "version",
+                            "start",
+                            "end",
+                            "n_rows",
+                            "n_drifted",
+                            "share",
+                            "dataset_drift",
+                            "prediction_drift",
+                            "quality_failed",
+                        )
+                    }
                     for w in self.store.windows(name, limit=last)
                 ],
                 "performance": [
                     {k: r[k] for k in ("version", "start", "end", "metric", "value", "n")}
                     for r in self.store.performance_history(name)
                     if r["metric"] in ("auc", "label_rate", "logloss", "calibration")
-                ][-4 * last:],
+                ][-4 * last :],
                 "alerts": [
                     {k: a[k] for k in ("rule", "fired_at", "severity", "message", "job")}
                     for a in self.store.alerts(name, limit=last)
@@ -277,5 +307,6 @@ class Monitor:
         from loopml.monitor.store import windows
 
         with self.store.engine.connect() as conn:
-            return [{"model": m} for m in conn.execute(sa.select(windows.c.model).distinct())
-                    .scalars()]
+            return [
+                {"model": m} for m in conn.execute(sa.select(windows.c.model).distinct()).scalars()
+            ]

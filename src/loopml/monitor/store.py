@@ -137,8 +137,11 @@ class MonitorStore:
     def save_profile(self, model: str, version: int, profile: ReferenceProfile) -> None:
         """Store (or replace) the reference profile of one model version."""
         row = {
-            "model": model, "version": int(version), "n_rows": profile.n_rows,
-            "data": profile.to_bytes(), "created_at": utcnow(),
+            "model": model,
+            "version": int(version),
+            "n_rows": profile.n_rows,
+            "data": profile.to_bytes(),
+            "created_at": utcnow(),
         }
         with self.engine.begin() as conn:
             conn.execute(
@@ -156,9 +159,11 @@ class MonitorStore:
                 )
             ).scalar()
             if data is None:
-                have = conn.execute(
-                    sa.select(profiles.c.version).where(profiles.c.model == model)
-                ).scalars().all()
+                have = (
+                    conn.execute(sa.select(profiles.c.version).where(profiles.c.model == model))
+                    .scalars()
+                    .all()
+                )
         if data is None:
             listed = ", ".join(f"v{v}" for v in sorted(have)) or "none"
             raise NotFoundError(
@@ -197,22 +202,32 @@ class MonitorStore:
             body["quality"] = quality.to_dict()
         pred = report.prediction
         row = {
-            "model": model, "version": int(version), "source": source,
-            "start": to_utc(start), "end": to_utc(end), "n_rows": int(report.n_cur),
-            "n_drifted": len(report.drifted), "share": float(report.share),
+            "model": model,
+            "version": int(version),
+            "source": source,
+            "start": to_utc(start),
+            "end": to_utc(end),
+            "n_rows": int(report.n_cur),
+            "n_drifted": len(report.drifted),
+            "share": float(report.share),
             "dataset_drift": report.dataset_drift,
             "prediction_score": _finite(pred.score) if pred else None,
             "prediction_drift": pred.drifted if pred else None,
             "quality_failed": len(quality.failed) if quality else 0,
-            "report": json.dumps(body, default=_jsonable), "created_at": utcnow(),
+            "report": json.dumps(body, default=_jsonable),
+            "created_at": utcnow(),
         }
         with self.engine.begin() as conn:
             window_id = conn.execute(sa.insert(windows).values(**row)).inserted_primary_key[0]
             rows = [
                 {
-                    "window_id": window_id, "column": c.column, "kind": c.kind,
-                    "method": c.method, "score": _finite(c.score),
-                    "threshold": _finite(c.threshold), "drifted": c.drifted,
+                    "window_id": window_id,
+                    "column": c.column,
+                    "kind": c.kind,
+                    "method": c.method,
+                    "score": _finite(c.score),
+                    "threshold": _finite(c.threshold),
+                    "drifted": c.drifted,
                     "psi": _finite(c.stats.get("psi", float("nan"))),
                     "stats": json.dumps(c.stats, default=_jsonable),
                 }
@@ -242,9 +257,17 @@ class MonitorStore:
         """Every (window, column) result of a model, oldest window first, for plots."""
         query = (
             sa.select(
-                windows.c.id, windows.c.start, windows.c.end, windows.c.version,
-                columns.c.column, columns.c.kind, columns.c.method, columns.c.score,
-                columns.c.threshold, columns.c.drifted, columns.c.psi,
+                windows.c.id,
+                windows.c.start,
+                windows.c.end,
+                windows.c.version,
+                columns.c.column,
+                columns.c.kind,
+                columns.c.method,
+                columns.c.score,
+                columns.c.threshold,
+                columns.c.drifted,
+                columns.c.psi,
             )
             .join(columns, columns.c.window_id == windows.c.id)
             .where(windows.c.model == model)
@@ -278,9 +301,15 @@ class MonitorStore:
         now = utcnow()
         rows = [
             {
-                "model": model, "version": version, "start": to_utc(start), "end": to_utc(end),
-                "slice": str(v.get("slice", "all")), "metric": str(v["metric"]),
-                "value": _finite(v.get("value")), "n": int(v.get("n", 0)), "created_at": now,
+                "model": model,
+                "version": version,
+                "start": to_utc(start),
+                "end": to_utc(end),
+                "slice": str(v.get("slice", "all")),
+                "metric": str(v["metric"]),
+                "value": _finite(v.get("value")),
+                "n": int(v.get("n", 0)),
+                "created_at": now,
             }
             for v in values
         ]
@@ -306,12 +335,16 @@ class MonitorStore:
     # -- alerts --------------------------------------------------------------------------
     def record_alert(self, row: dict[str, Any]) -> int:
         values = {
-            "rule": row["rule"], "model": row["model"], "fired_at": row.get("fired_at", utcnow()),
+            "rule": row["rule"],
+            "model": row["model"],
+            "fired_at": row.get("fired_at", utcnow()),
             "window_end": to_utc(row["window_end"]) if row.get("window_end") else None,
-            "severity": row.get("severity", "warning"), "message": row["message"],
-            "value": _finite(row.get("value")), "webhook": row.get("webhook"),
-            "job": row.get("job"), "details": json.dumps(row.get("details", {}),
-                                                          default=_jsonable),
+            "severity": row.get("severity", "warning"),
+            "message": row["message"],
+            "value": _finite(row.get("value")),
+            "webhook": row.get("webhook"),
+            "job": row.get("job"),
+            "details": json.dumps(row.get("details", {}), default=_jsonable),
         }
         with self.engine.begin() as conn:
             return int(conn.execute(sa.insert(alerts).values(**values)).inserted_primary_key[0])

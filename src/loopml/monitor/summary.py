@@ -47,11 +47,19 @@ class NumericSummary:
             np.concatenate([self.tail_w, other.tail_w]),
         )
         return NumericSummary(
-            self.name, self.n + other.n, self.n_missing + other.n_missing,
-            self.n_invalid + other.n_invalid, self.counts + other.counts,
-            self.sums + other.sums, pos, w, self.total + other.total,
-            self.total_sq + other.total_sq, _nanmin(self.min, other.min),
-            _nanmax(self.max, other.max), raw,
+            self.name,
+            self.n + other.n,
+            self.n_missing + other.n_missing,
+            self.n_invalid + other.n_invalid,
+            self.counts + other.counts,
+            self.sums + other.sums,
+            pos,
+            w,
+            self.total + other.total,
+            self.total_sq + other.total_sq,
+            _nanmin(self.min, other.min),
+            _nanmax(self.max, other.max),
+            raw,
         )
 
     def atoms(self, profile: NumericProfile) -> tuple[np.ndarray, np.ndarray]:
@@ -86,9 +94,13 @@ class CategoricalSummary:
         for key, count in other.unseen.items():
             unseen[key] = unseen.get(key, 0) + count
         return CategoricalSummary(
-            self.name, self.n + other.n, self.n_missing + other.n_missing,
-            self.n_invalid + other.n_invalid, self.counts + other.counts,
-            self.other + other.other, unseen,
+            self.name,
+            self.n + other.n,
+            self.n_missing + other.n_missing,
+            self.n_invalid + other.n_invalid,
+            self.counts + other.counts,
+            self.other + other.other,
+            unseen,
         )
 
     @property
@@ -119,7 +131,8 @@ class WindowSummary:
         for name, col in other.columns.items():
             merged.setdefault(name, col)
         return WindowSummary(
-            merged, self.n_rows + other.n_rows,
+            merged,
+            self.n_rows + other.n_rows,
             sorted(set(self.missing_columns) | set(other.missing_columns)),
             sorted(set(self.extra_columns) | set(other.extra_columns)),
         )
@@ -162,8 +175,17 @@ def _numeric(col: NumericProfile, values: Any, exact_limit: int) -> NumericSumma
     pos, w = _cap(x[outside], np.ones(int(outside.sum())))
     n = len(x)
     return NumericSummary(
-        col.name, n, missing, invalid, counts, sums, pos, w, float(x.sum()),
-        float(np.dot(x, x)), float(x.min()) if n else float("nan"),
+        col.name,
+        n,
+        missing,
+        invalid,
+        counts,
+        sums,
+        pos,
+        w,
+        float(x.sum()),
+        float(np.dot(x, x)),
+        float(x.min()) if n else float("nan"),
         float(x.max()) if n else float("nan"),
         x.copy() if col.raw is not None and n <= exact_limit else None,
     )

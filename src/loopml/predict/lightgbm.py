@@ -91,7 +91,9 @@ class LightGBMModel:
             )
         categorical = {features[i]: list(c) for i, c in zip(cat_index, pandas_cats, strict=False)}
         classes = getattr(estimator, "classes_", None)
-        task = "regression" if classes is None else ("binary" if len(classes) == 2 else "multiclass")
+        task = (
+            "regression" if classes is None else ("binary" if len(classes) == 2 else "multiclass")
+        )
         header = {
             "format": FORMAT,
             "lightgbm": lgb.__version__,
@@ -141,7 +143,9 @@ class LightGBMModel:
             keys = [_cat_key(v) for v in np.asarray(values, dtype=object)]
             if n <= 256:  # a dict lookup beats building pandas indexes for small batches
                 lookup = self._codes[name]
-                matrix[:, j] = [lookup.get(k, math.nan) if k is not None else math.nan for k in keys]
+                matrix[:, j] = [
+                    lookup.get(k, math.nan) if k is not None else math.nan for k in keys
+                ]
                 continue
             codes = pd.Index(cats, dtype=object).get_indexer(pd.Index(keys, dtype=object))
             codes = codes.astype(np.float64)

@@ -66,10 +66,10 @@ class Predictor(ABC):
         self._unload()
         self._ready = False
 
-    def _load(self) -> None:
+    def _load(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Override when loading does real work (e.g. opening an ONNX session)."""
 
-    def _unload(self) -> None:
+    def _unload(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Override to release resources."""
 
     # -- prediction ----------------------------------------------------------------------

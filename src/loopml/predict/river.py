@@ -185,7 +185,7 @@ class PartialFitClassifier:
         estimator: Any,
         classes: Sequence[Any] = (False, True),
         crosses: Sequence[tuple[str, str]] = (),
-        n_features: int = 2**18,
+        n_features: int = 2**16,
     ) -> None:
         if not hasattr(estimator, "partial_fit"):
             raise ValidationError(
@@ -215,14 +215,18 @@ class PartialFitClassifier:
             prepared.append(row)
         return self._hasher.transform(prepared)
 
-    def learn_one(self, x: dict[str, Any], y: Any) -> None:
-        self.estimator.partial_fit(self._features([x]), [y], classes=self.classes)
+    def _fit(self, features: Any, y: list[Any]) -> None:
+        # classes only on the first call: checking them again costs more than the update
+        extra = {} if self.fitted_ else {"classes": self.classes}
+        self.estimator.partial_fit(features, y, **extra)
         self.fitted_ = True
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        self._fit(self._features([x]), [y])
 
     def learn_many(self, X: Any, y: Any) -> None:  # noqa: N803 (River's signature)
         rows = X.to_dict("records") if hasattr(X, "to_dict") else list(X)
-        self.estimator.partial_fit(self._features(rows), list(y), classes=self.classes)
-        self.fitted_ = True
+        self._fit(self._features(rows), list(y))
 
     def _proba(self, rows: list[dict[str, Any]]) -> np.ndarray:
         if not self.fitted_:

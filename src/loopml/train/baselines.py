@@ -1,4 +1,4 @@
-""""Can it be done without ML?" (seed 000 §4.1): the baselines every model must beat.
+""" "Can it be done without ML?" (seed 000 §4.1): the baselines every model must beat.
 
 ``PriorBaseline`` predicts the class prior for everyone; ``PopularityBaseline``
 predicts each item's smoothed click rate. Both are scikit-learn classifiers (the
@@ -42,7 +42,8 @@ class PriorBaseline(_FrameClassifier):
     >>> model = PriorBaseline().fit(np.zeros((100, 1)), y)
     >>> model.predict_proba(np.zeros((2, 1)))[:, 1].tolist()
     [0.1, 0.1]
-    >>> round(evaluate("binary", y, model.predict_proba(np.zeros((100, 1)))[:, 1])["normalized_entropy"], 3)
+    >>> p = model.predict_proba(np.zeros((100, 1)))[:, 1]
+    >>> round(evaluate("binary", y, p)["normalized_entropy"], 3)
     1.0
     """
 
@@ -105,9 +106,11 @@ class PopularityBaseline(_FrameClassifier):
         positive = (y == self.classes_[1]).astype(np.float64)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
         self.prior_ = float(np.average(positive, weights=w))
-        stats = pd.DataFrame({"k": keys, "pos": positive * w, "n": w}).groupby(
-            "k", dropna=True, sort=False
-        )[["pos", "n"]].sum()
+        stats = (
+            pd.DataFrame({"k": keys, "pos": positive * w, "n": w})
+            .groupby("k", dropna=True, sort=False)[["pos", "n"]]
+            .sum()
+        )
         rates = (stats["pos"] + self.smoothing * self.prior_) / (stats["n"] + self.smoothing)
         self.rates_ = {k: float(v) for k, v in rates.items()}
         self.n_features_in_ = _n_features(X)

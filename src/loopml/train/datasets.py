@@ -131,7 +131,7 @@ def negative_downsample(
         )
     y = frame[label].to_numpy()
     values = set(np.unique(y[~_isnan(y)]).tolist())
-    if not values <= {0, 1, True, False}:
+    if not values <= {0, 1}:
         raise ValidationError(
             f"negative downsampling needs a 0/1 label; {label!r} has values "
             f"{sorted(values, key=str)[:10]}",

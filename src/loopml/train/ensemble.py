@@ -37,6 +37,7 @@ class SchemaEnsemble(BaseEstimator):
     mode:
         ``match``: a row is scored by the newest model not newer than its schema;
         ``blend``: by every model not newer than its schema, averaged with ``weights``.
+        A row with no version is read as the oldest schema.
     weights:
         ``{version: weight}`` for ``blend`` (default: equal).
 
@@ -125,9 +126,7 @@ class SchemaEnsemble(BaseEstimator):
             if absent:
                 raise ValidationError(f"features for version {version} not in frame: {absent}")
             return feats
-        feats = [
-            str(c) for c in subset.columns if c != self.schema_col and subset[c].notna().any()
-        ]
+        feats = [str(c) for c in subset.columns if c != self.schema_col and subset[c].notna().any()]
         if not feats:
             raise ValidationError(f"schema version {version} rows have no non-empty features")
         return feats
@@ -148,13 +147,15 @@ class SchemaEnsemble(BaseEstimator):
         if classes is not None:
             self.classes_ = np.asarray(classes)
 
-    def _versions(self, X: Any) -> np.ndarray:
+    def _versions(self, X: Any, fitting: bool = True) -> np.ndarray:
         if not hasattr(X, "columns") or self.schema_col not in X.columns:
             raise ValidationError(
                 f"SchemaEnsemble needs a DataFrame with column {self.schema_col!r}",
                 field="schema_col",
             )
         values = np.asarray(X[self.schema_col], dtype=np.float64)
+        if not fitting:  # a row without a version is read as the oldest schema: fewest fields
+            return np.where(np.isnan(values), self.versions_[0], values)
         if np.isnan(values).any():
             raise ValidationError(
                 f"column {self.schema_col!r} has missing values; every row needs its schema "
@@ -171,7 +172,7 @@ class SchemaEnsemble(BaseEstimator):
 
     def _combine(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "models_")
-        versions = self._versions(X)
+        versions = self._versions(X, fitting=False)
         width = 1 if self.task_ == "regression" else len(self.classes_)
         out = np.zeros((len(X), width))
         total = np.zeros(len(X))

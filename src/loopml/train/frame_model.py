@@ -108,8 +108,7 @@ class FrameModel(BaseEstimator):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FrameModel:
         if not hasattr(X, "columns"):
             raise ValidationError(
-                f"FrameModel fits on a pandas DataFrame (features by name), got "
-                f"{type(X).__name__}",
+                f"FrameModel fits on a pandas DataFrame (features by name), got {type(X).__name__}",
                 field="X",
             )
         task = self.signature.task if self.signature is not None else infer_task(y)
@@ -175,9 +174,7 @@ class FrameModel(BaseEstimator):
         task = self.signature_.task
         if task == "regression":
             return np.asarray(self.estimator_.predict(prepared), dtype=np.float64).reshape(-1)
-        return proba_output(
-            self._proba(prepared), task, self.classes_, self.signature_.classes
-        )
+        return proba_output(self._proba(prepared), task, self.classes_, self.signature_.classes)
 
     def __sklearn_tags__(self):  # noqa: ANN204
         from sklearn.utils import get_tags

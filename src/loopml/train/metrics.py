@@ -116,7 +116,7 @@ def log_loss(y: np.ndarray, p: np.ndarray, weight: np.ndarray | None = None) -> 
 
 def _binary_labels(y: np.ndarray) -> np.ndarray:
     values = np.unique(y)
-    if not set(values.tolist()) <= {0, 1, True, False, 0.0, 1.0}:
+    if not set(values.tolist()) <= {0, 1}:
         raise ValidationError(
             f"binary y_true must be 0/1, got values {values[:10].tolist()}; map the positive "
             "class to 1",
@@ -146,8 +146,14 @@ def _multiclass(y: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> dict[str,
     return {
         "accuracy": float(accuracy_score(labels, pred, sample_weight=w)),
         "macro_f1": float(
-            f1_score(labels, pred, average="macro", labels=list(range(k)), sample_weight=w,
-                     zero_division=0)
+            f1_score(
+                labels,
+                pred,
+                average="macro",
+                labels=list(range(k)),
+                sample_weight=w,
+                zero_division=0,
+            )
         ),
         "cross_entropy": float(
             sk_log_loss(labels, np.clip(p, _EPS, 1), labels=list(range(k)), sample_weight=w)

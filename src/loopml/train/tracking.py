@@ -179,7 +179,9 @@ class RunStore:
         with self.engine.connect() as conn:
             rows = list(
                 conn.execute(
-                    sa.select(runs_table).where(runs_table.c.run_id.startswith(run_id, autoescape=True)).limit(3)
+                    sa.select(runs_table)
+                    .where(runs_table.c.run_id.startswith(run_id, autoescape=True))
+                    .limit(3)
                 ).mappings()
             )
         if not rows:
@@ -223,7 +225,9 @@ class RunStore:
         for key in keys:
             x, y = left.get(key), right.get(key)
             numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (x, y))
-            rows.append({"key": key, ra.run_id: x, rb.run_id: y, "diff": y - x if numeric else None})
+            rows.append(
+                {"key": key, ra.run_id: x, rb.run_id: y, "diff": y - x if numeric else None}
+            )
         return pd.DataFrame(rows).set_index("key")
 
     def artifact(self, run_id: str, key: str) -> bytes:

@@ -219,8 +219,7 @@ def _check_columns(splits: Splits, features: Sequence[str], label: str) -> list[
         missing = [c for c in [*features, label] if c not in frame.columns]
         if missing:
             raise ValidationError(
-                f"{part} split is missing column(s) {missing}; it has "
-                f"{list(frame.columns)[:30]}",
+                f"{part} split is missing column(s) {missing}; it has {list(frame.columns)[:30]}",
                 field="features",
             )
     if len(splits.train) == 0:
@@ -316,9 +315,7 @@ class _Steps:
 
     def advance(self, what: str) -> None:
         if self._progress is not None:
-            self._progress.update(
-                self._task, advance=1, description=f"train {self.name}: {what}"
-            )
+            self._progress.update(self._task, advance=1, description=f"train {self.name}: {what}")
 
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:

@@ -96,7 +96,7 @@ class ServerThread:
         self.thread.join(15)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory):
     """A project with ``ctr`` (LightGBM, binary) and ``kind`` (sklearn, 3 classes), served."""
     from loopml.core.config import ProjectConfig
@@ -109,6 +109,7 @@ def served(tmp_path_factory):
 [online]
 grpc_port = {grpc_port}
 reload_interval_s = 0.2
+log_flush_s = 0.5
 
 [models.ctr]
 threshold = 0.7

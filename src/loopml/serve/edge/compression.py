@@ -302,9 +302,9 @@ def _student_head(kind: str, task: str, rows: int, seed: int) -> Any:
 
         cls = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
         return cls(
-            n_estimators=60,
+            n_estimators=40,
             num_leaves=8,
-            learning_rate=0.1,
+            learning_rate=0.15,
             min_child_samples=20,
             random_state=seed,
             verbose=-1,

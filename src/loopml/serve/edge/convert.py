@@ -20,7 +20,12 @@ from typing import Any
 from loopml.core.errors import ValidationError
 from loopml.core.signature import Signature
 from loopml.predict.onnx import PROBABILITIES, SIGNATURE_KEY, VARIABLE
-from loopml.serve.edge.boosters import is_lightgbm, lightgbm_to_onnx, register_lightgbm_converters
+from loopml.serve.edge.boosters import (
+    exact_thresholds,
+    is_lightgbm,
+    lightgbm_to_onnx,
+    register_lightgbm_converters,
+)
 from loopml.serve.edge.graphs import MATRIX_INPUT, correct_downsampling, split_matrix_input
 from loopml.serve.edge.missing import for_onnx
 from loopml.serve.edge.scalers import register_float64_scaler
@@ -140,19 +145,19 @@ def _convert_sklearn(model: Any, signature: Signature) -> Any:
     model = for_onnx(model)
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     options = {id(final): {"zipmap": False}} if hasattr(final, "classes_") else None
-    if _takes_named_columns(model):
+    named = _takes_named_columns(model)
+    if named:
         types = _initial_types(signature)
-        try:
-            return convert_sklearn(model, initial_types=types, options=options, target_opset=OPSET)
-        except Exception as exc:  # noqa: BLE001 - converter errors are many and untyped
-            raise _unsupported(model, exc) from exc
-    names = _matrix_columns(model, signature)
-    types = [(MATRIX_INPUT, FloatTensorType([None, len(names)]))]
+    else:
+        names = _matrix_columns(model, signature)
+        types = [(MATRIX_INPUT, FloatTensorType([None, len(names)]))]
     try:
         proto = convert_sklearn(model, initial_types=types, options=options, target_opset=OPSET)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - converter errors are many and untyped
         raise _unsupported(model, exc) from exc
-    return split_matrix_input(proto, names, {}, OPSET["ai.onnx.ml"])
+    if is_lightgbm(final):
+        exact_thresholds(proto, final.booster_)
+    return proto if named else split_matrix_input(proto, names, {}, OPSET["ai.onnx.ml"])
 
 
 _PATCHED = False

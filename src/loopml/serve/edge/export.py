@@ -106,6 +106,7 @@ def export_edge(
     data: Any = None,
     label: str | None = None,
     sample_rows: int = 5000,
+    batch_rows: int = 10_000,
     tolerance: float = MAX_ABS_DIFF,
     metric_tolerance: float = MAX_METRIC_DIFF,
     force: bool = False,
@@ -186,7 +187,7 @@ def export_edge(
             )
             eval_frame, eval_labels = frame.iloc[half:].reset_index(drop=True), labels[half:]
             base = score(signature.task, eval_labels, reference[half:], signature.classes)
-            rows = tr.measure(variants, signature, eval_frame, eval_labels, base)
+            rows = tr.measure(variants, signature, eval_frame, eval_labels, base, batch_rows)
             pick = tr.choose(rows, size_limit, max_metric_loss)
             chosen = pick.name
             model_bytes = next(v.onnx for v in variants if v.name == chosen)

@@ -9,7 +9,8 @@ the event loop.
 Two execution modes, chosen per model from its measured speed:
 
 - *inline* (fast models): the batch runs on the event loop; while it runs, new
-  requests pile up in the socket buffers and form the next batch by themselves;
+  requests pile up in the socket buffers and form the next batch by themselves. A
+  batch slower than ``inline_limit_s`` moves the model to thread mode for good;
 - *thread* (slow models): the batch runs in a worker thread, the loop keeps
   accepting, and -- when the last batch held several requests, i.e. under load --
   the next batch lingers up to ``max_wait_s`` to grow. A lone request never lingers.
@@ -23,6 +24,7 @@ turns it into the fallback) instead of an ever longer wait.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -61,8 +63,10 @@ class Batcher:
         inline: bool = True,
         executor: Executor | None = None,
         on_batch: Callable[[int], None] | None = None,
+        inline_limit_s: float = 0.005,
     ) -> None:
         self.predict = predict
+        self.inline_limit_s = inline_limit_s
         self.max_batch_size = max(1, int(max_batch_size))
         self.max_wait_s = max(0.0, float(max_wait_s))
         self.max_queue_rows = max(self.max_batch_size, int(max_queue_rows))
@@ -138,7 +142,13 @@ class Batcher:
         if self.on_batch is not None:
             self.on_batch(sum(n for _, n, _ in items))
         if self.inline:
-            _deliver(items, run_batch(self.predict, [(c, n) for c, n, _ in items]))
+            start = time.perf_counter()
+            results = run_batch(self.predict, [(c, n) for c, n, _ in items])
+            if time.perf_counter() - start > self.inline_limit_s:
+                # the model got slow: stop blocking the loop; later batches use a thread
+                # (where timeouts and the breaker apply)
+                self.inline = False
+            _deliver(items, results)
             self._reschedule(loop)
             return
         self._running = True

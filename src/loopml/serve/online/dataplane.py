@@ -30,7 +30,6 @@ from loopml.serve.online.predlog import PredictionLog
 from loopml.serve.online.repository import ModelRepository
 from loopml.serve.online.settings import ModelSettings, parse_target
 
-
 _PREFIX = os.urandom(6).hex()
 _COUNTER = itertools.count(1)
 

@@ -8,8 +8,8 @@ builds the fallback answer for when the model must not be called.
 from __future__ import annotations
 
 import time
-from concurrent.futures import Executor
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,6 +193,7 @@ def build(
         inline=warm is not None and warm < INLINE_LIMIT_S,
         executor=executor,
         on_batch=on_batch,
+        inline_limit_s=INLINE_LIMIT_S,
     )
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
     return LoadedModel(

@@ -65,6 +65,7 @@ class ServerState:
         self.predlog = PredictionLog(
             self.eventlog.append,
             sample_rate=serve.log_sample_rate,
+            flush_s=self.online.log_flush_s,
             on_count=lambda result, n: self.metrics.child(self.metrics.predlog, result).inc(n),
         )
         self.online_store = OnlineStore(cfg.url("online"))

@@ -94,5 +94,11 @@ def make_model(
 
 
 def supports_many(model: Any) -> bool:
-    """Whether ``model`` can predict and learn a pandas mini-batch at once."""
+    """Whether ``model`` can predict and learn a pandas mini-batch at once.
+
+    A River pipeline always has ``learn_many``; what counts is its final step.
+    """
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, dict) and steps:
+        model = list(steps.values())[-1]
     return hasattr(model, "learn_many") and hasattr(model, "predict_proba_many")
