@@ -51,9 +51,16 @@ def serve_floor(port: int) -> None:
         more = True
         while more:
             more = (await receive()).get("more_body", False)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
@@ -117,11 +124,17 @@ def make_model(workdir: Path) -> tuple[str, str, np.ndarray]:
     project = workdir / "project"
     init_project(project, name="bench")
     with open(project / "loopml.toml", "a") as fh:
-        fh.write("\n[online]\ngrpc_port = 0\n\n[models.ctr]\ncache = false\nlog_sample_rate = 0.01\n")
+        fh.write(
+            "\n[online]\ngrpc_port = 0\n\n[models.ctr]\ncache = false\nlog_sample_rate = 0.01\n"
+        )
     cfg = ProjectConfig.load(project)
     reg = Registry.from_config(cfg)
-    reg.register("ctr", save_model(clf, "lightgbm"), flavour="lightgbm",
-                 signature=Signature.infer(X, classes=(0, 1)))
+    reg.register(
+        "ctr",
+        save_model(clf, "lightgbm"),
+        flavour="lightgbm",
+        signature=Signature.infer(X, classes=(0, 1)),
+    )
     reg.set_alias("ctr", "production", 1, actor="bench", reason="benchmark")
     rows = rng.normal(size=(N_BODIES, N_FEATURES)).round(4)
     return str(model_path), str(project), rows
@@ -170,15 +183,28 @@ def lua_script(path: Path, url_path: str, bodies: list[str]) -> Path:
 
 def wrk(port: int, script: Path, connections: int, duration: float) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration:.0f}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}/"],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration:.0f}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", out).group(1)) for p in ("50", "99")}
     errors = 0
-    for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: connect (\d+), read (\d+), "
-                    r"write (\d+), timeout (\d+)"):
+    for pattern in (
+        r"Non-2xx or 3xx responses: (\d+)",
+        r"Socket errors: connect (\d+), read (\d+), "
+        r"write (\d+), timeout (\d+)",
+    ):
         m = re.search(pattern, out)
         if m:
             errors += sum(int(g) for g in m.groups())
@@ -205,9 +231,11 @@ def main() -> None:
     parser.add_argument("--arg", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        {"floor": lambda: serve_floor(args.port),
-         "fastapi": lambda: serve_fastapi(args.port, args.arg),
-         "loopml": lambda: serve_loopml(args.port, args.arg)}[args.serve]()
+        {
+            "floor": lambda: serve_floor(args.port),
+            "fastapi": lambda: serve_fastapi(args.port, args.arg),
+            "loopml": lambda: serve_loopml(args.port, args.arg),
+        }[args.serve]()
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed; on Debian/Ubuntu: apt-get install -y wrk")
@@ -215,8 +243,17 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="loopml-bench-serve-"))
     model_path, project, rows = make_model(workdir)
     simple = [json.dumps({"features": {f"f{i}": float(v) for i, v in enumerate(r)}}) for r in rows]
-    v2 = [json.dumps({"inputs": [{"name": f"f{i}", "shape": [1], "datatype": "FP64",
-                                  "data": [float(v)]} for i, v in enumerate(r)]}) for r in rows]
+    v2 = [
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": f"f{i}", "shape": [1], "datatype": "FP64", "data": [float(v)]}
+                    for i, v in enumerate(r)
+                ]
+            }
+        )
+        for r in rows
+    ]
     scripts = {
         "floor": lua_script(workdir / "floor.lua", "/", simple),
         "fastapi": lua_script(workdir / "fastapi.lua", "/predict", simple),
@@ -234,9 +271,12 @@ def main() -> None:
                 res = {"ready_s": ready_s}
                 for c in (1, 32):
                     res[c] = wrk(port, scripts[route], c, args.duration)
-                    print(f"{route:10s} c={c:<3d} {res[c]['rps']:9.0f} req/s  "
-                          f"p50 {res[c]['p50_ms']:7.3f} ms  p99 {res[c]['p99_ms']:7.2f} ms  "
-                          f"errors {res[c]['errors']}", flush=True)
+                    print(
+                        f"{route:10s} c={c:<3d} {res[c]['rps']:9.0f} req/s  "
+                        f"p50 {res[c]['p50_ms']:7.3f} ms  p99 {res[c]['p99_ms']:7.2f} ms  "
+                        f"errors {res[c]['errors']}",
+                        flush=True,
+                    )
                 res["rss_mib"] = rss_mib(proc)
                 results[route] = res
         finally:
@@ -281,8 +321,12 @@ def render(r: dict, booster_ms: float, duration: float) -> str:
         "| server | c | req/s | p50 ms | p99 ms | errors | RSS MiB | ready s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, label in (("floor", "bare ASGI (HTTP floor)"), ("fastapi", "hand-written FastAPI"),
-                        ("loopml", "loopml simple JSON"), ("loopml-v2", "loopml V2 infer")):
+    for name, label in (
+        ("floor", "bare ASGI (HTTP floor)"),
+        ("fastapi", "hand-written FastAPI"),
+        ("loopml", "loopml simple JSON"),
+        ("loopml-v2", "loopml V2 infer"),
+    ):
         for c in (1, 32):
             x = r[name][c]
             lines.append(
@@ -291,9 +335,11 @@ def render(r: dict, booster_ms: float, duration: float) -> str:
             )
     lines += [
         "",
-        f"- throughput at 32 connections vs hand-written: **{lo[32]['rps'] / base[32]['rps']:.1f}x** "
-        f"(simple JSON), **{v2[32]['rps'] / base[32]['rps']:.1f}x** (V2); goal >= 5x",
-        f"- p99 at 32: loopml {lo[32]['p99_ms']:.2f} ms vs hand-written {base[32]['p99_ms']:.2f} ms",
+        "- throughput at 32 connections vs hand-written: "
+        f"**{lo[32]['rps'] / base[32]['rps']:.1f}x** (simple JSON), "
+        f"**{v2[32]['rps'] / base[32]['rps']:.1f}x** (V2); goal >= 5x",
+        f"- p99 at 32: loopml {lo[32]['p99_ms']:.2f} ms vs hand-written "
+        f"{base[32]['p99_ms']:.2f} ms",
         f"- p50 at 1 connection: loopml {lo[1]['p50_ms']:.3f} ms; goal <= 2 x (floor "
         f"{floor[1]['p50_ms']:.3f} + booster one row {booster_ms:.3f}) = {goal_p50:.3f} ms",
         f"- memory per worker: loopml {lo['rss_mib']:.0f} MiB = "

@@ -1,4 +1,4 @@
-"""Materialised online values equal the offline point-in-time values for the same entity and time."""
+"""Materialised online values equal the offline point-in-time values (same entity, same time)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,26 @@ def write_events(log, n_users: int = 6, seed: int = 0) -> None:
         user = f"u{rng.integers(n_users)}"
         ts = T0 - dt.timedelta(hours=float(rng.uniform(-24, 240)))
         iid = f"imp{k}"
-        imps.append({"event_id": iid, "ts": ts, "request_id": f"r{k}", "user_id": user,
-                     "item_id": f"i{rng.integers(20)}", "position": int(rng.integers(5))})
+        imps.append(
+            {
+                "event_id": iid,
+                "ts": ts,
+                "request_id": f"r{k}",
+                "user_id": user,
+                "item_id": f"i{rng.integers(20)}",
+                "position": int(rng.integers(5)),
+            }
+        )
         if rng.random() < 0.2:
-            clicks.append({"event_id": f"c{k}", "ts": ts + dt.timedelta(seconds=30),
-                           "impression_id": iid, "user_id": user, "item_id": "i0"})
+            clicks.append(
+                {
+                    "event_id": f"c{k}",
+                    "ts": ts + dt.timedelta(seconds=30),
+                    "impression_id": iid,
+                    "user_id": user,
+                    "item_id": "i0",
+                }
+            )
     log.append("impression", imps)
     log.append("click", clicks)
 
@@ -89,5 +104,6 @@ def test_materialize_project_uses_the_configured_stores(project_dir):
     write_events(EventLog.from_config(cfg))
     result = materialize_project(cfg, ["user_activity"], as_of=T0, progress=False)
     store = OnlineStore(cfg.url("online"))
-    assert result.written["user_activity"] == len([r for r in store.read(
-        "user_activity", [f"u{i}" for i in range(6)]) if r is not None])
+    assert result.written["user_activity"] == len(
+        [r for r in store.read("user_activity", [f"u{i}" for i in range(6)]) if r is not None]
+    )

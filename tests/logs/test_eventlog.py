@@ -53,12 +53,23 @@ def test_views_of_types_never_written_are_empty_and_typed(log):
     frame = log.sql("SELECT * FROM conversion")
     assert len(frame) == 0
     assert list(frame.columns) == [
-        "event_id", "ts", "impression_id", "user_id", "item_id", "value", "schema_version"
+        "event_id",
+        "ts",
+        "impression_id",
+        "user_id",
+        "item_id",
+        "value",
+        "schema_version",
     ]
     assert len(log.dead_letters()) == 0
     assert log.counts() == {
-        "click": 0, "conversion": 0, "feedback": 0, "impression": 0,
-        "item": 0, "prediction": 0, "user": 0,
+        "click": 0,
+        "conversion": 0,
+        "feedback": 0,
+        "impression": 0,
+        "item": 0,
+        "prediction": 0,
+        "user": 0,
     }
 
 
@@ -91,8 +102,10 @@ def test_rejected_rows_go_to_the_dead_letter_log_with_row_reason_and_source(log,
     dead = log.dead_letters()
     assert len(dead) == 2
     assert set(dead["source"]) == {"collector-7"} and set(dead["event_type"]) == {"impression"}
-    by_id = {json.loads(r)["event_id"]: (json.loads(r), reason) for r, reason in
-             zip(dead["row"], dead["reason"], strict=True)}
+    by_id = {
+        json.loads(r)["event_id"]: (json.loads(r), reason)
+        for r, reason in zip(dead["row"], dead["reason"], strict=True)
+    }
     assert by_id["imp-1"][0]["ts"] == "not a time"  # the original value is preserved
     assert "field 'ts' must be a timestamp" in by_id["imp-1"][1]
     assert by_id["imp-2"][0]["position"] is None
@@ -109,10 +122,21 @@ def test_unknown_event_type_is_dead_lettered_not_lost(log, make_impressions):
 
 def test_list_of_dicts_and_bad_data_argument(log):
     rows = [
-        {"event_id": "c1", "ts": "2026-01-05T10:00:00Z", "impression_id": "i",
-         "user_id": "u", "item_id": "x"},
-        {"event_id": "c2", "ts": "2026-01-05T11:00:00Z", "impression_id": "i",
-         "user_id": "u", "item_id": "x", "schema_version": 1},
+        {
+            "event_id": "c1",
+            "ts": "2026-01-05T10:00:00Z",
+            "impression_id": "i",
+            "user_id": "u",
+            "item_id": "x",
+        },
+        {
+            "event_id": "c2",
+            "ts": "2026-01-05T11:00:00Z",
+            "impression_id": "i",
+            "user_id": "u",
+            "item_id": "x",
+            "schema_version": 1,
+        },
     ]
     assert log.append("click", rows).accepted == 2
     with pytest.raises(ValidationError, match="DataFrame or a list of dicts"):
@@ -121,11 +145,24 @@ def test_list_of_dicts_and_bad_data_argument(log):
 
 def test_ingest_jsonl_with_event_type_column_and_a_broken_line(log, tmp_path):
     lines = [
-        {"event_type": "click", "event_id": "c1", "ts": "2026-01-05T10:00:00Z",
-         "impression_id": "i1", "user_id": "u1", "item_id": "x1"},
-        {"event_type": "user", "event_id": "u1", "ts": "2025-01-01T00:00:00Z", "user_id": "u1",
-         "country": "KR", "age_band": "25-34", "segment": "organic",
-         "signup_ts": "2025-01-01T00:00:00Z"},
+        {
+            "event_type": "click",
+            "event_id": "c1",
+            "ts": "2026-01-05T10:00:00Z",
+            "impression_id": "i1",
+            "user_id": "u1",
+            "item_id": "x1",
+        },
+        {
+            "event_type": "user",
+            "event_id": "u1",
+            "ts": "2025-01-01T00:00:00Z",
+            "user_id": "u1",
+            "country": "KR",
+            "age_band": "25-34",
+            "segment": "organic",
+            "signup_ts": "2025-01-01T00:00:00Z",
+        },
         {"event_type": "clack", "event_id": "z", "ts": "2026-01-05T10:00:00Z"},
     ]
     path = tmp_path / "events.jsonl"
@@ -153,7 +190,8 @@ def test_ingest_csv_keeps_ids_as_text_and_dead_letters_ragged_rows(log, tmp_path
     assert (result.accepted, result.rejected) == (2, 1)
     assert "4 fields, the header has 5" in next(iter(result.reasons))
     assert log.sql("SELECT user_id FROM click ORDER BY event_id")["user_id"].tolist() == [
-        "007", "u3"
+        "007",
+        "u3",
     ]
 
 

@@ -25,7 +25,12 @@ def test_valid_rows_are_typed_and_timestamps_become_utc():
     assert out.rejected is None
     good = out.valid[1]
     assert list(good.columns) == [
-        "event_id", "ts", "impression_id", "user_id", "item_id", "schema_version"
+        "event_id",
+        "ts",
+        "impression_id",
+        "user_id",
+        "item_id",
+        "schema_version",
     ]
     assert str(good["ts"].dtype) == "datetime64[us, UTC]"
     # +09:00 is converted, a naive time is taken as UTC
@@ -136,14 +141,20 @@ def test_empty_event_id_is_rejected():
 def test_coercion_of_bool_float_and_string_columns():
     typed, bad = _coerce(pd.Series(["true", "No", 1, "maybe", None], dtype=object), "bool")
     assert typed.tolist()[:3] == [True, False, True] and bad.tolist() == [
-        False, False, False, True, False
+        False,
+        False,
+        False,
+        True,
+        False,
     ]
     typed, bad = _coerce(pd.Series([1.5, "2", "x", np.nan], dtype=object), "float64")
     assert typed.tolist()[:2] == [1.5, 2.0] and bad.tolist() == [False, False, True, False]
     typed, bad = _coerce(pd.Series(["a", {"k": 1}, 3.0], dtype=object), "string")
-    assert typed.tolist()[0] == "a" and typed.tolist()[2] == "3.0" and bad.tolist() == [
-        False, True, False
-    ]
+    assert (
+        typed.tolist()[0] == "a"
+        and typed.tolist()[2] == "3.0"
+        and bad.tolist() == [False, True, False]
+    )
     typed, bad = _coerce(pd.Series([3.0, 4.5]), "string")
     assert typed.tolist() == ["3", "4.5"] and not bad.any()
 

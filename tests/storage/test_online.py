@@ -71,12 +71,20 @@ def test_async_access_matches_sync(url):
 def test_feature_rows_round_trip_with_view_metadata(url):
     store = OnlineStore(url)
     rows = {
-        "u1": {"v__ctr": np.float64(0.12), "v__n": np.int64(3), "v__country": "kr",
-               "v__missing": float("nan")},
+        "u1": {
+            "v__ctr": np.float64(0.12),
+            "v__n": np.int64(3),
+            "v__country": "kr",
+            "v__missing": float("nan"),
+        },
         "u2": {"v__ctr": 0.5, "v__n": 0, "v__country": None, "v__missing": None},
     }
-    assert store.write("user_v", "user_id", rows, as_of="2026-01-02T00:00:00+00:00",
-                       extra={"version": 2}) == 2
+    assert (
+        store.write(
+            "user_v", "user_id", rows, as_of="2026-01-02T00:00:00+00:00", extra={"version": 2}
+        )
+        == 2
+    )
     got = store.read("user_v", ["u2", "nobody", "u1"])
     assert got[1] is None
     assert got[2] == {"v__ctr": 0.12, "v__n": 3, "v__country": "kr", "v__missing": None}

@@ -237,7 +237,7 @@ class LightGBMPredictor(Predictor):
     def _predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         matrix = self.model.encode(columns)
         if len(matrix) <= SMALL_BATCH:
-            raw = np.stack([self._fast.predict(row) for row in matrix])
+            raw = np.stack([self._fast.predict(values) for values in matrix])
             raw = raw[:, 0] if self.model.num_outputs == 1 else raw
             return self.model.finish(raw)
         return self.model.predict_matrix(matrix)
@@ -245,45 +245,46 @@ class LightGBMPredictor(Predictor):
     def predict_one(self, row: Mapping[str, Any]) -> Any:
         """One row on the fast path; anything unusual takes the validating path instead."""
         self._check_ready()
-        vector = self._encode_row(row) if isinstance(row, Mapping) else None
-        if vector is None:
+        values = self._encode_row(row) if isinstance(row, Mapping) else None
+        if values is None:
             return super().predict_one(row)
-        out = self._fast.predict_unchecked(vector)
-        if self.model.num_outputs > 1:
-            return out
-        p = float(out[0])
-        rate = self.model.downsample_rate
-        if rate and self.model.task == "binary":
+        m = self.model
+        if m.num_outputs > 1:
+            return m.finish(self._fast.predict(values))
+        p = self._fast.predict_scalar(values)
+        rate = m.downsample_rate
+        if rate and m.task == "binary":
             p = p / (p + (1.0 - p) / rate)
         return p
 
-    def _encode_row(self, row: Mapping[str, Any]) -> np.ndarray | None:
-        """The row as a float64 vector, or None when it needs full validation (or an error)."""
-        vector = np.empty(len(self._plan), dtype=np.float64)
-        for i, (name, codes, nullable) in enumerate(self._plan):
+    def _encode_row(self, row: Mapping[str, Any]) -> list[float] | None:
+        """The row as floats in model order, or None when it needs full validation (or an error)."""
+        values: list[float] = []
+        append = values.append
+        for name, codes, nullable in self._plan:
             value = row.get(name, _ABSENT)
+            kind = type(value)
             if codes is None:
-                kind = type(value)
                 if kind is float or kind is int:
                     x = float(value)
-                    if math.isinf(x) or (x != x and not nullable):
+                    if x - x != 0.0 and (x == x or not nullable):  # inf, or NaN not allowed
                         return None
+                    append(x)
                 elif value is None and nullable:
-                    x = math.nan
+                    append(math.nan)
                 else:
                     return None
-            elif type(value) is str:
+            elif kind is str:
                 code = codes.get(value)
-                x = math.nan if code is None else float(code)
+                append(math.nan if code is None else float(code))
             elif value is None and nullable:
-                x = math.nan
+                append(math.nan)
             else:
                 return None
-            vector[i] = x
         for name in self._others:
             if name not in row:
                 return None
-        return vector
+        return values
 
 
 _ABSENT = object()

@@ -14,6 +14,7 @@ stores feature rows per (view, entity id) on top of it, with per-view metadata
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 import threading
@@ -47,7 +48,9 @@ class KeyValueStore:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ClosedError(f"key-value store {self.url!r} was closed; open it again with open_kv")
+            raise ClosedError(
+                f"key-value store {self.url!r} was closed; open it again with open_kv"
+            )
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Values for ``keys`` in order; ``None`` where absent or expired."""
@@ -384,10 +387,8 @@ def _plain(value: Any) -> Any:
     if value is None:
         return None
     if hasattr(value, "item") and not isinstance(value, str | bytes):
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             value = value.item()
-        except (ValueError, AttributeError):
-            pass
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, bool | int | float | str):

@@ -132,3 +132,11 @@ def edge_cfg(tmp_path_factory: pytest.TempPathFactory, world) -> ProjectConfig: 
 def npm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One onnxruntime-web download per test session (exports copy it from here)."""
     return tmp_path_factory.mktemp("npm-cache")
+
+
+@pytest.fixture(scope="session")
+def kit():  # noqa: ANN201
+    """The helpers above, for test modules (conftest is not importable by name)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(pipeline=pipeline, signature=signature, make_frame=make_frame)

@@ -45,15 +45,27 @@ def make_project(root: Path, extra_toml: str = "") -> Path:
     return root
 
 
-def register(cfg, name: str, model, X, flavour: str, classes, alias: str | None = "production",
-             task: str = "binary"):
+def register(
+    cfg,
+    name: str,
+    model,
+    X,
+    flavour: str,
+    classes,
+    alias: str | None = "production",
+    task: str = "binary",
+):
     from loopml.core.signature import Signature
     from loopml.predict.flavours import save_model
     from loopml.registry import Registry
 
     reg = Registry.from_config(cfg)
-    mv = reg.register(name, save_model(model, flavour), flavour=flavour,
-                      signature=Signature.infer(X, task=task, classes=classes))
+    mv = reg.register(
+        name,
+        save_model(model, flavour),
+        flavour=flavour,
+        signature=Signature.infer(X, task=task, classes=classes),
+    )
     if alias:
         reg.set_alias(name, alias, mv.version, actor="test", reason="test setup")
     return mv
@@ -67,8 +79,14 @@ class ServerThread:
 
         self.port = port or free_port()
         self.app = app
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on", access_log=False)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -118,8 +136,10 @@ route_by = "header:x-segment"
 routes = {{ multi = "kind", old = "ctr@1" }}
 """,
     )
-    text = (root / "loopml.toml").read_text().replace(
-        "max_body_bytes = 1048576", "max_body_bytes = 65536"
+    text = (
+        (root / "loopml.toml")
+        .read_text()
+        .replace("max_body_bytes = 1048576", "max_body_bytes = 65536")
     )
     (root / "loopml.toml").write_text(text)
     cfg = ProjectConfig.load(root)

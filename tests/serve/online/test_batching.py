@@ -20,6 +20,7 @@ def test_concurrent_requests_each_get_their_own_answer(served):
     async def main() -> list[dict]:
         limits = httpx.Limits(max_connections=64)
         async with httpx.AsyncClient(base_url=served.url, limits=limits, timeout=30) as client:
+
             async def one(row):
                 body = {"features": {f"f{i}": float(v) for i, v in enumerate(row)}}
                 r = await client.post("/v1/models/ctr/predict", json=body)
@@ -49,8 +50,11 @@ def test_run_batch_isolates_a_failing_request():
             raise ValidationError("x must be >= 0", field="x")
         return cols["x"] * 10
 
-    items = [({"x": np.array([1.0])}, 1), ({"x": np.array([-1.0, 2.0])}, 2),
-             ({"x": np.array([3.0])}, 1)]
+    items = [
+        ({"x": np.array([1.0])}, 1),
+        ({"x": np.array([-1.0, 2.0])}, 2),
+        ({"x": np.array([3.0])}, 1),
+    ]
     out = run_batch(predict, items)
     np.testing.assert_array_equal(out[0], [10.0])
     assert isinstance(out[1], ValidationError)
@@ -79,8 +83,12 @@ def test_batcher_coalesces_and_splits_in_order(inline):
 
 def test_full_queue_is_refused_not_queued():
     async def main():
-        b = Batcher(lambda c: (time.sleep(0.05), c["x"])[1], max_batch_size=2,
-                    max_queue_rows=4, inline=False)
+        b = Batcher(
+            lambda c: (time.sleep(0.05), c["x"])[1],
+            max_batch_size=2,
+            max_queue_rows=4,
+            inline=False,
+        )
         tasks = [asyncio.ensure_future(b.submit({"x": np.array([1.0])}, 1)) for _ in range(10)]
         return await asyncio.gather(*tasks, return_exceptions=True)
 

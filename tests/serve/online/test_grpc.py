@@ -34,8 +34,9 @@ def test_grpc_health_metadata_and_infer(served):
         result.as_numpy("probability"), served.ctr.predict_proba(X)[:, 1], rtol=1e-9
     )
     multi = client.infer("kind", inputs)
-    np.testing.assert_allclose(multi.as_numpy("probabilities"), served.kind.predict_proba(X),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        multi.as_numpy("probabilities"), served.kind.predict_proba(X), rtol=1e-9
+    )
 
 
 def test_grpc_errors_map_to_status_codes(served):

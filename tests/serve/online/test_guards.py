@@ -32,7 +32,9 @@ def test_timeout_breaker_fallback_and_switch(tmp_path):
     from loopml.serve.online.app import create_app
     from loopml.serve.online.repository import StaticSource
 
-    root = make_project(tmp_path / "proj", """
+    root = make_project(
+        tmp_path / "proj",
+        """
 [online]
 grpc_port = 0
 
@@ -49,7 +51,8 @@ fallback = 0.1
 
 [models.off_nofallback]
 enabled = false
-""")
+""",
+    )
     cfg = ProjectConfig.load(root)
     slow = SlowModel(delay_s=0.0)
     models = {"slow": slow, "off": SlowModel(), "off_nofallback": SlowModel()}
@@ -82,8 +85,9 @@ enabled = false
         assert abs(healed["prediction"] - 1 / (1 + np.exp(-2.0))) < 1e-12
         off = httpx.post(f"{server.url}/v1/models/off/predict", json={"features": {"x": 3.0}})
         assert off.json()["fallback"] == "disabled" and off.json()["prediction"] == 0.1
-        r = httpx.post(f"{server.url}/v1/models/off_nofallback/predict",
-                       json={"features": {"x": 3.0}})
+        r = httpx.post(
+            f"{server.url}/v1/models/off_nofallback/predict", json={"features": {"x": 3.0}}
+        )
         assert r.status_code == 503 and "enabled = false" in r.json()["error"]
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'loopml_fallbacks_total{model="slow",reason="timeout"} 2.0' in metrics

@@ -26,8 +26,15 @@ def test_bounded_load_has_no_errors_and_flat_memory(served):
                     body = {"features": {f"f{k}": float(v) for k, v in enumerate(rows[i])}}
                     r = await client.post("/v1/models/ctr/predict", json=body)
                 else:
-                    inputs = [{"name": f"f{k}", "shape": [1], "datatype": "FP64",
-                               "data": [float(rows[i, k])]} for k in range(4)]
+                    inputs = [
+                        {
+                            "name": f"f{k}",
+                            "shape": [1],
+                            "datatype": "FP64",
+                            "data": [float(rows[i, k])],
+                        }
+                        for k in range(4)
+                    ]
                     r = await client.post("/v2/models/ctr/infer", json={"inputs": inputs})
                 return r.status_code
 

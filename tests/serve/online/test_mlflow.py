@@ -30,8 +30,9 @@ def test_every_mlflow_json_format(served, fmt):
 def test_csv_and_model_in_path(served):
     X = served.X.iloc[:3]
     csv = X.to_csv(index=False)
-    r = httpx.post(f"{served.url}/v1/models/ctr/invocations", content=csv,
-                   headers={"content-type": "text/csv"})
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/invocations", content=csv, headers={"content-type": "text/csv"}
+    )
     assert r.status_code == 200, r.text
     np.testing.assert_allclose(r.json()["predictions"], _expected(served, X), rtol=1e-9)
 
@@ -39,8 +40,10 @@ def test_csv_and_model_in_path(served):
 def test_mlflow_errors_name_the_problem(served):
     r = httpx.post(f"{served.url}/invocations", json={"instances": [[1, 2, 3, 4]]})
     assert r.status_code == 400 and "model" in r.json()["error"]  # two models: which one?
-    r = httpx.post(f"{served.url}/invocations?model=ctr",
-                   json={"dataframe_split": {"columns": ["f0"], "data": [[1]]}})
+    r = httpx.post(
+        f"{served.url}/invocations?model=ctr",
+        json={"dataframe_split": {"columns": ["f0"], "data": [[1]]}},
+    )
     assert r.status_code == 400 and "f1" in r.json()["error"]
     r = httpx.post(f"{served.url}/invocations?model=ctr", json={"instances": [], "inputs": []})
     assert r.status_code == 400 and "exactly one" in r.json()["error"]

@@ -43,8 +43,9 @@ def test_prediction_by_entity_id_equals_the_model_on_offline_features(tmp_path):
         r = httpx.post(f"{server.url}/v1/models/user_ctr/predict", json={"entity_id": "u3"})
         assert r.status_code == 200, r.text
         assert abs(r.json()["prediction"] - expected) < 1e-9
-        r = httpx.post(f"{server.url}/v1/models/user_ctr/predict",
-                       json={"entities": {"item_id": "i1"}})
+        r = httpx.post(
+            f"{server.url}/v1/models/user_ctr/predict", json={"entities": {"item_id": "i1"}}
+        )
         assert r.status_code == 400 and "user_id" in r.json()["error"]
     finally:
         server.stop()

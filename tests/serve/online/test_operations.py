@@ -22,8 +22,9 @@ def test_async_job_submit_then_poll(served):
             break
         time.sleep(0.05)
     assert doc["status"] == "succeeded", doc
-    np.testing.assert_allclose(doc["result"]["predictions"], served.ctr.predict_proba(X)[:, 1],
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        doc["result"]["predictions"], served.ctr.predict_proba(X)[:, 1], rtol=1e-9
+    )
     assert httpx.get(f"{served.url}/v1/jobs/{'0' * 32}").status_code == 404
     assert httpx.get(f"{served.url}/v1/jobs/../etc").status_code in (400, 404)
     assert httpx.post(f"{served.url}/v1/models/none/jobs", json={"rows": []}).status_code == 404
@@ -33,12 +34,27 @@ def test_events_are_validated_and_bad_rows_dead_lettered(served):
     from loopml.logs.eventlog import EventLog
 
     rows = [
-        {"event_id": "c-1", "ts": "2026-01-01T10:00:00Z", "impression_id": "i1",
-         "user_id": "u1", "item_id": "x1"},
-        {"event_id": "c-2", "ts": "2026-01-01T10:00:01Z", "impression_id": "i2",
-         "user_id": "u1", "item_id": "x2"},
-        {"event_id": "c-3", "ts": "not a time", "impression_id": "i3", "user_id": "u2",
-         "item_id": "x3"},
+        {
+            "event_id": "c-1",
+            "ts": "2026-01-01T10:00:00Z",
+            "impression_id": "i1",
+            "user_id": "u1",
+            "item_id": "x1",
+        },
+        {
+            "event_id": "c-2",
+            "ts": "2026-01-01T10:00:01Z",
+            "impression_id": "i2",
+            "user_id": "u1",
+            "item_id": "x2",
+        },
+        {
+            "event_id": "c-3",
+            "ts": "not a time",
+            "impression_id": "i3",
+            "user_id": "u2",
+            "item_id": "x3",
+        },
     ]
     r = httpx.post(f"{served.url}/v1/events", json={"event_type": "click", "rows": rows})
     assert r.status_code == 200, r.text
@@ -55,8 +71,11 @@ def test_prediction_log_records_inputs_outputs_and_version(served):
     from loopml.logs.eventlog import EventLog
 
     row = {"f0": 0.31, "f1": -0.42, "f2": 0.5, "f3": 0.05}
-    r = httpx.post(f"{served.url}/v1/models/ctr/predict", json={"features": row},
-                   headers={"x-request-id": "req-predlog-1"})
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/predict",
+        json={"features": row},
+        headers={"x-request-id": "req-predlog-1"},
+    )
     assert r.status_code == 200
     log = EventLog.from_config(served.cfg)
     deadline = time.time() + 10

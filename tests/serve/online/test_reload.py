@@ -86,14 +86,25 @@ def test_admin_alias_move_and_explicit_versions(tmp_path, monkeypatch):
         assert httpx.post(f"{server.url}/v1/models/ctr/predict", json=body).json()["version"] == 1
         explicit = httpx.post(f"{server.url}/v1/models/ctr/predict", json={**body, "version": "2"})
         assert explicit.json()["version"] == 2
-        r = httpx.post(f"{server.url}/v1/admin/models/ctr/aliases/production",
-                       json={"version": 2, "reason": "better AUC"}, headers=auth)
+        r = httpx.post(
+            f"{server.url}/v1/admin/models/ctr/aliases/production",
+            json={"version": 2, "reason": "better AUC"},
+            headers=auth,
+        )
         assert r.status_code == 200, r.text
-        assert r.json() == {"model": "ctr", "alias": "production", "from_version": 1,
-                            "to_version": 2, "serving": 2}
+        assert r.json() == {
+            "model": "ctr",
+            "alias": "production",
+            "from_version": 1,
+            "to_version": 2,
+            "serving": 2,
+        }
         assert httpx.post(f"{server.url}/v1/models/ctr/predict", json=body).json()["version"] == 2
-        r = httpx.post(f"{server.url}/v1/admin/models/ctr/aliases/production",
-                       json={"version": 7}, headers=auth)
+        r = httpx.post(
+            f"{server.url}/v1/admin/models/ctr/aliases/production",
+            json={"version": 7},
+            headers=auth,
+        )
         assert r.status_code == 404 and "7" in r.json()["error"]
     finally:
         server.stop()

@@ -26,18 +26,36 @@ def _all(data=(1.0,), datatype="FP64"):
         (b"{not json", 400, "not valid JSON"),
         (b"[1, 2]", 400, "JSON object"),
         (b'{"inputs": []}', 400, "inputs"),
-        (b'{"inputs": [{"name": "f0", "shape": [2], "datatype": "FP64", "data": [1]}]}', 400,
-         "needs 2 values"),
-        (b'{"inputs": [{"name": "f0", "shape": [1], "datatype": "FP99", "data": [1]}]}', 400,
-         "FP99"),
-        (b'{"inputs": [{"name": "f0", "shape": [1], "datatype": "FP64", "data": ["x"]}]}', 400,
-         "f0"),
-        (b'{"inputs": [{"name": "f0", "shape": [1, 1, 1], "datatype": "FP64", "data": [1]}]}',
-         400, "f0"),
-        (b'{"inputs": [{"name": "f0", "shape": [-1], "datatype": "FP64", "data": [1]}]}', 400,
-         "shape"),
-        (b'{"inputs": [{"name": "f0", "shape": [1], "datatype": "FP64", "data": [NaN]}]}', 400,
-         "JSON"),
+        (
+            b'{"inputs": [{"name": "f0", "shape": [2], "datatype": "FP64", "data": [1]}]}',
+            400,
+            "needs 2 values",
+        ),
+        (
+            b'{"inputs": [{"name": "f0", "shape": [1], "datatype": "FP99", "data": [1]}]}',
+            400,
+            "FP99",
+        ),
+        (
+            b'{"inputs": [{"name": "f0", "shape": [1], "datatype": "FP64", "data": ["x"]}]}',
+            400,
+            "f0",
+        ),
+        (
+            b'{"inputs": [{"name": "f0", "shape": [1, 1, 1], "datatype": "FP64", "data": [1]}]}',
+            400,
+            "f0",
+        ),
+        (
+            b'{"inputs": [{"name": "f0", "shape": [-1], "datatype": "FP64", "data": [1]}]}',
+            400,
+            "shape",
+        ),
+        (
+            b'{"inputs": [{"name": "f0", "shape": [1], "datatype": "FP64", "data": [NaN]}]}',
+            400,
+            "JSON",
+        ),
     ],
 )
 def test_malformed_v2_requests_are_400_naming_the_problem(served, body, status, needle):
@@ -49,19 +67,25 @@ def test_malformed_v2_requests_are_400_naming_the_problem(served, body, status, 
 def test_wrong_dtype_inf_and_empty_batches(served):
     r = httpx.post(served.url + V2, json=_all(("abc",), "BYTES"))
     assert r.status_code == 400 and "f0" in r.json()["error"]
-    r = httpx.post(f"{served.url}/v1/models/ctr/predict",
-                   content=b'{"features": {"f0": 1e309, "f1": 0, "f2": 0, "f3": 0}}')
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/predict",
+        content=b'{"features": {"f0": 1e309, "f1": 0, "f2": 0, "f3": 0}}',
+    )
     assert r.status_code == 400  # overflows to infinity (or is refused by the JSON parser)
-    r = httpx.post(f"{served.url}/v1/models/ctr/predict",
-                   json={"features": {"f0": "inf", "f1": 0, "f2": 0, "f3": 0}})
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/predict",
+        json={"features": {"f0": "inf", "f1": 0, "f2": 0, "f3": 0}},
+    )
     assert r.status_code == 400 and "infinity" in r.json()["error"]
     r = httpx.post(served.url + V2, json=_all(()))
     assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [0]
     r = httpx.post(f"{served.url}/v1/models/ctr/predict", json={"rows": []})
     assert r.status_code == 200 and r.json()["predictions"] == []
     # missing values are allowed (nullable features) and still predicted
-    r = httpx.post(f"{served.url}/v1/models/ctr/predict",
-                   json={"features": {"f0": None, "f1": 0, "f2": 0, "f3": 0}})
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/predict",
+        json={"features": {"f0": None, "f1": 0, "f2": 0, "f3": 0}},
+    )
     assert r.status_code == 200 and 0.0 <= r.json()["prediction"] <= 1.0
 
 
@@ -71,15 +95,20 @@ def test_body_limit_plain_and_compressed(served):
     assert r.status_code == 413 and "limit" in r.json()["error"]
     bomb = gzip.compress(b'{"features": {"pad": "' + b"y" * 5_000_000 + b'"}}')
     assert len(bomb) < 65536
-    r = httpx.post(f"{served.url}/v1/models/ctr/predict", content=bomb,
-                   headers={"content-encoding": "gzip"})
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/predict", content=bomb, headers={"content-encoding": "gzip"}
+    )
     assert r.status_code == 413
     ok = gzip.compress(b'{"features": {"f0": 1, "f1": 0, "f2": 0, "f3": 0}}')
-    r = httpx.post(f"{served.url}/v1/models/ctr/predict", content=ok,
-                   headers={"content-encoding": "gzip"})
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/predict", content=ok, headers={"content-encoding": "gzip"}
+    )
     assert r.status_code == 200
-    r = httpx.post(f"{served.url}/v1/models/ctr/predict", content=b"\x00garbage",
-                   headers={"content-encoding": "gzip"})
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/predict",
+        content=b"\x00garbage",
+        headers={"content-encoding": "gzip"},
+    )
     assert r.status_code == 400
 
 

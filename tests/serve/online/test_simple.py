@@ -19,25 +19,36 @@ def test_one_row_and_many_rows(served):
     assert abs(doc["prediction"] - expected) < 1e-9
     assert doc["label"] == int(expected >= 0.7) and doc["fallback"] is None
     assert doc["version"] == 1 and r.headers["x-request-id"] == doc["request_id"]
-    r = httpx.post(f"{served.url}/v1/models/ctr/predict",
-                   json={"rows": X.to_dict(orient="records")})
-    np.testing.assert_allclose(r.json()["predictions"], served.ctr.predict_proba(X)[:, 1],
-                               rtol=1e-9)
-    r = httpx.post(f"{served.url}/v1/models/ctr/predict",
-                   json={"columns": {f: X[f].tolist() for f in FEATURES}})
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/predict", json={"rows": X.to_dict(orient="records")}
+    )
+    np.testing.assert_allclose(
+        r.json()["predictions"], served.ctr.predict_proba(X)[:, 1], rtol=1e-9
+    )
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/predict",
+        json={"columns": {f: X[f].tolist() for f in FEATURES}},
+    )
     assert len(r.json()["labels"]) == 6
 
 
 def test_condition_based_routing_by_header(served):
     row = served.X.iloc[1].to_dict()
-    r = httpx.post(f"{served.url}/v1/models/ctr/predict", json={"features": row},
-                   headers={"x-segment": "multi"})
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/predict",
+        json={"features": row},
+        headers={"x-segment": "multi"},
+    )
     doc = r.json()
     assert doc["model"] == "kind" and doc["routed_from"] == "ctr"
-    np.testing.assert_allclose(doc["prediction"],
-                               served.kind.predict_proba(pd.DataFrame([row]))[0], rtol=1e-9)
-    r = httpx.post(f"{served.url}/v1/models/ctr/predict", json={"features": row},
-                   headers={"x-segment": "unknown-value"})
+    np.testing.assert_allclose(
+        doc["prediction"], served.kind.predict_proba(pd.DataFrame([row]))[0], rtol=1e-9
+    )
+    r = httpx.post(
+        f"{served.url}/v1/models/ctr/predict",
+        json={"features": row},
+        headers={"x-segment": "unknown-value"},
+    )
     assert r.json()["model"] == "ctr"
 
 

@@ -45,8 +45,10 @@ def test_infer_matches_the_model_called_directly(served, binary):
 
     X = served.X.iloc[:25]
     client = _client(served)
-    outputs = [http.InferRequestedOutput("probability", binary_data=binary),
-               http.InferRequestedOutput("label", binary_data=binary)]
+    outputs = [
+        http.InferRequestedOutput("probability", binary_data=binary),
+        http.InferRequestedOutput("label", binary_data=binary),
+    ]
     result = client.infer("ctr", _inputs(X, binary), outputs=outputs)
     expected = served.ctr.predict_proba(X)[:, 1]
     np.testing.assert_allclose(result.as_numpy("probability"), expected, rtol=1e-9)
@@ -65,9 +67,17 @@ def test_infer_default_outputs_and_explicit_version(served):
 
 def test_one_2d_tensor_maps_columns_in_signature_order(served):
     X = served.X.iloc[:4]
-    body = {"inputs": [{"name": "input", "shape": [4, 4], "datatype": "FP32",
-                        "data": X[FEATURES].to_numpy(np.float32).tolist()}],
-            "unknown_top_level_field": {"ignored": True}}
+    body = {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [4, 4],
+                "datatype": "FP32",
+                "data": X[FEATURES].to_numpy(np.float32).tolist(),
+            }
+        ],
+        "unknown_top_level_field": {"ignored": True},
+    }
     r = httpx.post(f"{served.url}/v2/models/ctr/versions/production/infer", json=body)
     assert r.status_code == 200, r.text
     got = np.array(r.json()["outputs"][0]["data"])
@@ -76,14 +86,18 @@ def test_one_2d_tensor_maps_columns_in_signature_order(served):
 
 
 def test_errors_are_json_with_status(served):
-    r = httpx.post(f"{served.url}/v2/models/nope/infer",
-                   json={"inputs": [{"name": "f0", "shape": [1], "datatype": "FP64", "data": [1]}]})
+    r = httpx.post(
+        f"{served.url}/v2/models/nope/infer",
+        json={"inputs": [{"name": "f0", "shape": [1], "datatype": "FP64", "data": [1]}]},
+    )
     assert r.status_code == 404
     assert "nope" in r.json()["error"] and "ctr" in r.json()["error"]
     r = httpx.get(f"{served.url}/v2/models/ctr/versions/9")
     assert r.status_code == 404 and "error" in r.json()
-    r = httpx.post(f"{served.url}/v2/models/ctr/infer",
-                   json={"inputs": [{"name": "f0", "shape": [1], "datatype": "FP64", "data": [1]}]})
+    r = httpx.post(
+        f"{served.url}/v2/models/ctr/infer",
+        json={"inputs": [{"name": "f0", "shape": [1], "datatype": "FP64", "data": [1]}]},
+    )
     assert r.status_code == 400
     assert "f1" in r.json()["error"]  # names the missing columns
     r = httpx.get(f"{served.url}/v2/health/live")

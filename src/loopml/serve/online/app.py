@@ -113,13 +113,15 @@ def app_from_env() -> Any:
 
 
 def _with_address(cfg: ProjectConfig, host: str, port: int, workers: int | None = None) -> Any:
-    serve = dataclasses.replace(cfg.serve, host=host, port=port,
-                                workers=workers or cfg.serve.workers)
+    serve = dataclasses.replace(
+        cfg.serve, host=host, port=port, workers=workers or cfg.serve.workers
+    )
     return dataclasses.replace(cfg, serve=serve)
 
 
-def run(cfg: ProjectConfig, host: str | None = None, port: int | None = None,
-        workers: int | None = None) -> None:
+def run(
+    cfg: ProjectConfig, host: str | None = None, port: int | None = None, workers: int | None = None
+) -> None:
     """Serve until interrupted (what ``loopml serve`` calls)."""
     import uvicorn
 
@@ -127,8 +129,14 @@ def run(cfg: ProjectConfig, host: str | None = None, port: int | None = None,
     port = port if port is not None else cfg.serve.port
     workers = workers or cfg.serve.workers
     common: dict[str, Any] = dict(
-        host=host, port=port, loop="auto", http="auto", access_log=False, lifespan="on",
-        log_level="info", server_header=False,
+        host=host,
+        port=port,
+        loop="auto",
+        http="auto",
+        access_log=False,
+        lifespan="on",
+        log_level="info",
+        server_header=False,
     )
     if workers == 1:
         uvicorn.run(create_app(_with_address(cfg, host, port, workers)), **common)

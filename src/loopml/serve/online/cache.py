@@ -20,8 +20,9 @@ import orjson
 def cache_key(model: str, version: int, columns: Mapping[str, np.ndarray]) -> str:
     """A short digest of the model version and every input value, in column order.
 
-    >>> a = cache_key("ctr", 1, {"x": np.array([1.0])})
-    >>> a == cache_key("ctr", 1, {"x": np.array([1.0])}), a == cache_key("ctr", 2, {"x": np.array([1.0])})
+    >>> x = {"x": np.array([1.0])}
+    >>> key = cache_key("ctr", 1, x)
+    >>> key == cache_key("ctr", 1, x), key == cache_key("ctr", 2, x)
     (True, False)
     """
     h = hashlib.blake2b(digest_size=16)
@@ -39,8 +40,13 @@ def cache_key(model: str, version: int, columns: Mapping[str, np.ndarray]) -> st
 class PredictionCache:
     """Output arrays by key. ``memory://`` keeps arrays in an LRU; other URLs use the KV store."""
 
-    def __init__(self, url: str = "memory://", max_entries: int = 10_000, ttl_s: float = 300.0,
-                 prefix: str = "loopml:pcache") -> None:
+    def __init__(
+        self,
+        url: str = "memory://",
+        max_entries: int = 10_000,
+        ttl_s: float = 300.0,
+        prefix: str = "loopml:pcache",
+    ) -> None:
         self.url = url
         self.max_entries = max_entries
         self.ttl_s = ttl_s
@@ -96,8 +102,11 @@ class PredictionCache:
 
 def _encode(outputs: dict[str, np.ndarray]) -> bytes:
     doc = {
-        name: {"dtype": arr.dtype.str if arr.dtype.kind != "O" else "O", "shape": list(arr.shape),
-               "data": arr.reshape(-1).tolist()}
+        name: {
+            "dtype": arr.dtype.str if arr.dtype.kind != "O" else "O",
+            "shape": list(arr.shape),
+            "data": arr.reshape(-1).tolist(),
+        }
         for name, arr in outputs.items()
     }
     return orjson.dumps(doc)

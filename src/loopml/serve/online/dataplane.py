@@ -136,9 +136,13 @@ class DataPlane:
         if n == 0:
             return InferResult(model.name, model.version, model.empty_outputs(), 0, rid)
         if not settings.enabled:
-            return self._fallback(model, n, rid, "disabled",
-                                  f"model {model.name!r} is switched off ([models.{model.name}] "
-                                  "enabled = false)")
+            return self._fallback(
+                model,
+                n,
+                rid,
+                "disabled",
+                f"model {model.name!r} is switched off ([models.{model.name}] enabled = false)",
+            )
         key = None
         if self.cache is not None and settings.cache:
             key = cache_key(model.name, model.version, valid)
@@ -149,10 +153,20 @@ class DataPlane:
                 return InferResult(model.name, model.version, hit, n, rid, cached=True)
         breaker = model.breaker
         if not breaker.allow():
-            return self._fallback(model, n, rid, "circuit-open",
-                                  f"model {model.name!r} is failing; its circuit breaker is open")
-        timeout = (timeout_ms if timeout_ms is not None else
-                   settings.timeout_ms if settings.timeout_ms is not None else self.timeout_ms)
+            return self._fallback(
+                model,
+                n,
+                rid,
+                "circuit-open",
+                f"model {model.name!r} is failing; its circuit breaker is open",
+            )
+        timeout = (
+            timeout_ms
+            if timeout_ms is not None
+            else settings.timeout_ms
+            if settings.timeout_ms is not None
+            else self.timeout_ms
+        )
         try:
             raw = await model.batcher.submit(valid, n, timeout / 1000.0 if timeout else None)
         except ValidationError:
@@ -163,13 +177,19 @@ class DataPlane:
         except TimeoutError:
             breaker.failure()
             self._breaker_metric(model)
-            return self._fallback(model, n, rid, "timeout",
-                                  f"model {model.name!r} did not answer within {timeout:.0f} ms")
+            return self._fallback(
+                model,
+                n,
+                rid,
+                "timeout",
+                f"model {model.name!r} did not answer within {timeout:.0f} ms",
+            )
         except Exception as exc:  # noqa: BLE001 - a failing model answers the fallback or 503
             breaker.failure()
             self._breaker_metric(model)
-            return self._fallback(model, n, rid, "error",
-                                  f"model {model.name!r} failed: {type(exc).__name__}: {exc}")
+            return self._fallback(
+                model, n, rid, "error", f"model {model.name!r} failed: {type(exc).__name__}: {exc}"
+            )
         if breaker.state != "closed":
             breaker.success()
             self._breaker_metric(model)
@@ -182,8 +202,14 @@ class DataPlane:
             await self.cache.put(key, outputs)
         if self.predlog is not None:
             self.predlog.record(
-                request_id=rid, model=model.name, version=model.version, columns=valid,
-                outputs=outputs, n=n, latency_ms=0.0, rate=settings.log_sample_rate,
+                request_id=rid,
+                model=model.name,
+                version=model.version,
+                columns=valid,
+                outputs=outputs,
+                n=n,
+                latency_ms=0.0,
+                rate=settings.log_sample_rate,
             )
         return InferResult(model.name, model.version, outputs, n, rid)
 
@@ -193,7 +219,8 @@ class DataPlane:
             raise UnavailableError(
                 f"{why}; no fallback is configured (set [models.{model.name}] fallback = ... "
                 "to answer with e.g. the class prior instead)",
-                model=model.name, reason=reason,
+                model=model.name,
+                reason=reason,
             )
         m = self.metrics
         m.child(m.fallbacks, model.name, reason).inc()

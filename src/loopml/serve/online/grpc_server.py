@@ -160,8 +160,13 @@ class InferenceServicer:
         params = {k: _param_value(p) for k, p in request.parameters.items()}
         metadata = {}
         result = await self.state.dataplane.infer(
-            name, columns, version=version, headers=metadata, params=params,
-            request_id=request.id or None, protocol="grpc",
+            name,
+            columns,
+            version=version,
+            headers=metadata,
+            params=params,
+            request_id=request.id or None,
+            protocol="grpc",
         )
         wanted = [o.name for o in request.outputs] or list(result.outputs)
         unknown = [n for n in wanted if n not in result.outputs]
@@ -216,8 +221,10 @@ class GrpcServer:
         pbg.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(self.state, loop), server)
         bound = server.add_insecure_port(f"{self.host}:{self.port}")
         if bound == 0:
-            raise LoopmlError(f"cannot bind the gRPC port {self.host}:{self.port}; set "
-                              "[online] grpc_port to a free port, or 0 to turn gRPC off")
+            raise LoopmlError(
+                f"cannot bind the gRPC port {self.host}:{self.port}; set "
+                "[online] grpc_port to a free port, or 0 to turn gRPC off"
+            )
         server.start()
         self._server = server
         self.port = bound

@@ -34,8 +34,12 @@ def match(method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
     parts = path.strip("/").split("/")
     if len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[3] == "infer":
         return v2_infer, {"name": parts[2]}
-    if len(parts) == 6 and parts[:2] == ["v2", "models"] and parts[3] == "versions" \
-            and parts[5] == "infer":
+    if (
+        len(parts) == 6
+        and parts[:2] == ["v2", "models"]
+        and parts[3] == "versions"
+        and parts[5] == "infer"
+    ):
         return v2_infer, {"name": parts[2], "version": parts[4]}
     if len(parts) == 4 and parts[:2] == ["v1", "models"] and parts[3] == "predict":
         return predict, {"name": parts[2]}
@@ -46,8 +50,14 @@ def match(method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
     return None
 
 
-async def dispatch(state: ServerState, handler: Handler, params: dict[str, str],
-                   scope: dict, receive: Any, send: Any) -> None:
+async def dispatch(
+    state: ServerState,
+    handler: Handler,
+    params: dict[str, str],
+    scope: dict,
+    receive: Any,
+    send: Any,
+) -> None:
     """Run a hot handler; map every failure to the JSON error body."""
     try:
         await handler(state, scope, receive, send, params)
@@ -62,8 +72,9 @@ def _request_id_header(result: Any) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-async def v2_infer(state: ServerState, scope: dict, receive: Any, send: Any,
-                   params: dict[str, str]) -> None:
+async def v2_infer(
+    state: ServerState, scope: dict, receive: Any, send: Any, params: dict[str, str]
+) -> None:
     headers = scope_headers(scope)
     body = await read_body(receive, headers, state.max_body_bytes)
     length = headers.get(v2.HEADER_LENGTH)
@@ -86,11 +97,19 @@ async def v2_infer(state: ServerState, scope: dict, receive: Any, send: Any,
         names = [t.name for t in req.inputs]
     columns = v2.tensors_to_columns(req.inputs, names)
     result = await state.dataplane.infer(
-        name, columns, version=version, headers=headers, params=req.parameters,
-        request_id=req.id, protocol="v2",
+        name,
+        columns,
+        version=version,
+        headers=headers,
+        params=req.parameters,
+        request_id=req.id,
+        protocol="v2",
     )
     out, json_len = v2.encode_response(
-        model=result.model, version=str(result.version), outputs=result.outputs, request=req,
+        model=result.model,
+        version=str(result.version),
+        outputs=result.outputs,
+        request=req,
         parameters=result.parameters(),
     )
     extra = _request_id_header(result)
@@ -101,8 +120,9 @@ async def v2_infer(state: ServerState, scope: dict, receive: Any, send: Any,
         await send_bytes(send, 200, out, extra, content_type=b"application/octet-stream")
 
 
-async def predict(state: ServerState, scope: dict, receive: Any, send: Any,
-                  params: dict[str, str]) -> None:
+async def predict(
+    state: ServerState, scope: dict, receive: Any, send: Any, params: dict[str, str]
+) -> None:
     headers = scope_headers(scope)
     body = await read_body(receive, headers, state.max_body_bytes)
     req = simple.decode(body)
@@ -121,8 +141,9 @@ async def predict(state: ServerState, scope: dict, receive: Any, send: Any,
     await send_json(send, 200, simple.encode(result, req.single), _request_id_header(result))
 
 
-async def invocations(state: ServerState, scope: dict, receive: Any, send: Any,
-                      params: dict[str, str]) -> None:
+async def invocations(
+    state: ServerState, scope: dict, receive: Any, send: Any, params: dict[str, str]
+) -> None:
     headers = scope_headers(scope)
     body = await read_body(receive, headers, state.max_body_bytes)
     name = params.get("name") or _invocations_model(state, scope, headers)
@@ -133,8 +154,9 @@ async def invocations(state: ServerState, scope: dict, receive: Any, send: Any,
     result = await state.dataplane.infer(
         name, columns, headers=headers, params=mlflow_params, protocol="mlflow"
     )
-    await send_json(send, 200, mlflow.encode(result.outputs, model.task),
-                    _request_id_header(result))
+    await send_json(
+        send, 200, mlflow.encode(result.outputs, model.task), _request_id_header(result)
+    )
 
 
 def _invocations_model(state: ServerState, scope: dict, headers: dict[str, str]) -> str:

@@ -27,8 +27,14 @@ log = logging.getLogger("loopml.serve.online")
 class JobStore:
     """Run coroutines as jobs and keep their status and result for ``ttl_s`` seconds."""
 
-    def __init__(self, kv: KeyValueStore, *, max_jobs: int = 64, ttl_s: float = 3600.0,
-                 prefix: str = "loopml:jobs") -> None:
+    def __init__(
+        self,
+        kv: KeyValueStore,
+        *,
+        max_jobs: int = 64,
+        ttl_s: float = 3600.0,
+        prefix: str = "loopml:jobs",
+    ) -> None:
         self.kv = kv
         self.max_jobs = max_jobs
         self.ttl_s = ttl_s
@@ -39,8 +45,9 @@ class JobStore:
         return f"{self.prefix}:{job_id}"
 
     async def _put(self, job_id: str, doc: dict[str, Any]) -> None:
-        await self.kv.aset_many({self._key(job_id): orjson.dumps(doc, default=str)},
-                                ttl_s=self.ttl_s)
+        await self.kv.aset_many(
+            {self._key(job_id): orjson.dumps(doc, default=str)}, ttl_s=self.ttl_s
+        )
 
     async def submit(self, work: Callable[[], Awaitable[dict[str, Any]]], **info: Any) -> str:
         """Start ``work`` in the background; return its job id at once."""
@@ -51,15 +58,17 @@ class JobStore:
                 reason="jobs-full",
             )
         job_id = uuid.uuid4().hex
-        await self._put(job_id, {"job_id": job_id, "status": "running",
-                                 "submitted_at": time.time(), **info})
+        await self._put(
+            job_id, {"job_id": job_id, "status": "running", "submitted_at": time.time(), **info}
+        )
         task = asyncio.get_running_loop().create_task(self._run(job_id, work, info))
         self._tasks[job_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
         return job_id
 
-    async def _run(self, job_id: str, work: Callable[[], Awaitable[dict[str, Any]]],
-                   info: dict[str, Any]) -> None:
+    async def _run(
+        self, job_id: str, work: Callable[[], Awaitable[dict[str, Any]]], info: dict[str, Any]
+    ) -> None:
         doc: dict[str, Any] = {"job_id": job_id, **info}
         try:
             result = await work()
@@ -78,8 +87,9 @@ class JobStore:
     async def get(self, job_id: str) -> dict[str, Any]:
         """The job's status document; 404 when unknown or expired."""
         if not (job_id.isalnum() and len(job_id) == 32):
-            raise ValidationError(f"job id {job_id!r} is not a job id (32 hex characters)",
-                                  field="job_id")
+            raise ValidationError(
+                f"job id {job_id!r} is not a job id (32 hex characters)", field="job_id"
+            )
         raw = (await self.kv.aget_many([self._key(job_id)]))[0]
         if raw is None:
             raise NotFoundError(

@@ -21,17 +21,25 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "loopml_requests", "Inference requests answered", ["model", "protocol", "code"],
+            "loopml_requests",
+            "Inference requests answered",
+            ["model", "protocol", "code"],
             registry=r,
         )
         self.rows = Counter("loopml_rows", "Rows predicted", ["model", "version"], registry=r)
         self.latency = Histogram(
-            "loopml_request_seconds", "Time from request body to response, per model",
-            ["model"], buckets=_LATENCY_BUCKETS, registry=r,
+            "loopml_request_seconds",
+            "Time from request body to response, per model",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.batch_size = Histogram(
-            "loopml_batch_rows", "Rows per model call (micro-batching)", ["model"],
-            buckets=_BATCH_BUCKETS, registry=r,
+            "loopml_batch_rows",
+            "Rows per model call (micro-batching)",
+            ["model"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
         self.cache = Counter(
             "loopml_cache_lookups", "Prediction cache lookups", ["model", "result"], registry=r
@@ -43,7 +51,9 @@ class Metrics:
             "loopml_fallbacks", "Answers served by the fallback", ["model", "reason"], registry=r
         )
         self.breaker = Gauge(
-            "loopml_breaker_open", "1 while the model's circuit breaker is open", ["model"],
+            "loopml_breaker_open",
+            "1 while the model's circuit breaker is open",
+            ["model"],
             registry=r,
         )
         self.loaded = Gauge(
@@ -51,7 +61,9 @@ class Metrics:
         )
         self.reloads = Counter("loopml_reloads", "Hot reloads of a model", ["model"], registry=r)
         self.events = Counter(
-            "loopml_events_ingested", "Events received on /v1/events", ["event_type", "result"],
+            "loopml_events_ingested",
+            "Events received on /v1/events",
+            ["event_type", "result"],
             registry=r,
         )
         self.predlog = Counter(

@@ -63,7 +63,7 @@ def decode(
 def _split(value: Any) -> dict[str, list[Any]]:
     if not isinstance(value, dict) or not isinstance(value.get("columns"), list):
         raise ValidationError(
-            "'dataframe_split' must be {\"columns\": [...], \"data\": [[...], ...]}",
+            '\'dataframe_split\' must be {"columns": [...], "data": [[...], ...]}',
             field="dataframe_split",
         )
     columns = [str(c) for c in value["columns"]]

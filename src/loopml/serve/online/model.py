@@ -21,8 +21,10 @@ from loopml.serve.online.batcher import Batcher
 from loopml.serve.online.breaker import CircuitBreaker
 from loopml.serve.online.settings import ModelSettings
 
-#: Above this one-batch time (seconds) a model's batches run in a worker thread.
-INLINE_LIMIT_S = 0.005
+#: A model that predicts one row faster than this (seconds) runs its batches on the loop.
+INLINE_ROW_S = 0.002
+#: An inline batch slower than this moves the model to a worker thread for good.
+INLINE_LIMIT_S = 0.05
 
 
 @dataclass
@@ -59,9 +61,7 @@ class LoadedModel:
                 matrix = None
             if matrix is not None and matrix.ndim == 2:
                 finite = np.isfinite(matrix)
-                if finite.all() or (
-                    self._all_nullable and not np.isinf(matrix[~finite]).any()
-                ):
+                if finite.all() or (self._all_nullable and not np.isinf(matrix[~finite]).any()):
                     return {n: matrix[i] for i, n in enumerate(names)}
         return self.signature.validate(columns)
 
@@ -183,41 +183,49 @@ def build(
     """Load, warm and time a predictor, then pick inline or thread batching for it."""
     predictor.load()
     batch_size = settings.max_batch_size or max_batch_size
-    warm = _warm_seconds(predictor, batch_size)
+    predict = _validated_predict(predictor)
+    one = _warm_seconds(predict, predictor.signature, 1)
+    if one is not None:
+        _warm_seconds(predict, predictor.signature, min(batch_size, 8))  # warm batch paths too
     batcher = Batcher(
-        _validated_predict(predictor),
+        predict,
         max_batch_size=batch_size,
         max_wait_s=(settings.max_wait_ms if settings.max_wait_ms is not None else max_wait_ms)
         / 1000.0,
         max_queue_rows=settings.max_queue_rows,
-        inline=warm is not None and warm < INLINE_LIMIT_S,
+        inline=one is not None and one < INLINE_ROW_S,
         executor=executor,
         on_batch=on_batch,
         inline_limit_s=INLINE_LIMIT_S,
     )
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
     return LoadedModel(
-        name, version, predictor, settings, batcher, breaker, ref=ref,
-        warm_ms=(warm or 0.0) * 1000.0,
+        name,
+        version,
+        predictor,
+        settings,
+        batcher,
+        breaker,
+        ref=ref,
+        warm_ms=(one or 0.0) * 1000.0,
     )
 
 
-def _warm_seconds(predictor: Any, rows: int) -> float | None:
-    """Time one full batch of typical rows (zeros / first category); None if it fails."""
-    sig: Signature = predictor.signature
+def _warm_seconds(predict: Any, signature: Signature, rows: int) -> float | None:
+    """Best-of-3 time of ``predict`` on ``rows`` typical rows; None if it fails on them."""
     cols: dict[str, Any] = {}
-    for c in sig.inputs:
+    for c in signature.inputs:
         if c.kind == "category":
             value = c.categories[0] if c.categories else "a"
             cols[c.name] = np.array([value] * rows, dtype=object)
         else:
             cols[c.name] = np.zeros(rows, dtype=np.float64)
     try:
-        predictor.predict({k: v[:1] for k, v in cols.items()})
+        predict(cols)
         best = float("inf")
         for _ in range(3):
             start = time.perf_counter()
-            predictor.predict(cols)
+            predict(cols)
             best = min(best, time.perf_counter() - start)
         return best
     except Exception:  # noqa: BLE001 - a model that cannot take zeros still serves, in a thread

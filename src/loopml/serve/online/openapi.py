@@ -10,30 +10,44 @@ import html
 from functools import cache
 from typing import Any
 
-_ERROR = {"description": "error", "content": {"application/json": {"schema": {
-    "$ref": "#/components/schemas/Error"}}}}
+_ERROR = {
+    "description": "error",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
 _OK_JSON = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
 def _param(name: str, where: str = "path", **schema: Any) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": where == "path",
-            "schema": {"type": "string", **schema}}
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": {"type": "string", **schema},
+    }
 
 
 _NAME = _param("name", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _VERSION = _param("version")
 
 
-def _op(summary: str, *, params: list[dict[str, Any]] = (), body: str | None = None,
-        ok: str = "200", errors: tuple[str, ...] = ("400", "404", "503")) -> dict[str, Any]:
+def _op(
+    summary: str,
+    *,
+    params: list[dict[str, Any]] = (),
+    body: str | None = None,
+    ok: str = "200",
+    errors: tuple[str, ...] = ("400", "404", "503"),
+) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": {ok: _OK_JSON}}
     for code in errors:
         op["responses"][code] = _ERROR
     if params:
         op["parameters"] = list(params)
     if body:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
-            "$ref": f"#/components/schemas/{body}"}}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        }
     return op
 
 
@@ -43,17 +57,31 @@ _TENSOR = {
     "properties": {
         "name": {"type": "string"},
         "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        "datatype": {"type": "string", "enum": ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64",
-                                                "INT8", "INT16", "INT32", "INT64", "FP16",
-                                                "FP32", "FP64", "BYTES"]},
+        "datatype": {
+            "type": "string",
+            "enum": [
+                "BOOL",
+                "UINT8",
+                "UINT16",
+                "UINT32",
+                "UINT64",
+                "INT8",
+                "INT16",
+                "INT32",
+                "INT64",
+                "FP16",
+                "FP32",
+                "FP64",
+                "BYTES",
+            ],
+        },
         "parameters": {"type": "object"},
         "data": {"type": "array"},
     },
 }
 
 _SCHEMAS: dict[str, Any] = {
-    "Error": {"type": "object", "required": ["error"],
-              "properties": {"error": {"type": "string"}}},
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
     "InferenceRequest": {
         "type": "object",
         "required": ["inputs"],
@@ -61,9 +89,14 @@ _SCHEMAS: dict[str, Any] = {
             "id": {"type": "string"},
             "parameters": {"type": "object"},
             "inputs": {"type": "array", "items": _TENSOR},
-            "outputs": {"type": "array", "items": {
-                "type": "object", "required": ["name"],
-                "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}}}},
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+                },
+            },
         },
     },
     "SimpleRequest": {
@@ -83,9 +116,13 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "exactly one of dataframe_split / dataframe_records / instances / inputs",
         "properties": {
-            "dataframe_split": {"type": "object", "properties": {
-                "columns": {"type": "array", "items": {"type": "string"}},
-                "data": {"type": "array", "items": {"type": "array"}}}},
+            "dataframe_split": {
+                "type": "object",
+                "properties": {
+                    "columns": {"type": "array", "items": {"type": "string"}},
+                    "data": {"type": "array", "items": {"type": "array"}},
+                },
+            },
             "dataframe_records": {"type": "array", "items": {"type": "object"}},
             "instances": {"type": "array"},
             "inputs": {},
@@ -93,14 +130,20 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
     "Events": {
-        "type": "object", "required": ["event_type", "rows"],
-        "properties": {"event_type": {"type": "string"},
-                       "rows": {"type": "array", "items": {"type": "object"}}},
+        "type": "object",
+        "required": ["event_type", "rows"],
+        "properties": {
+            "event_type": {"type": "string"},
+            "rows": {"type": "array", "items": {"type": "object"}},
+        },
     },
     "AliasMove": {
-        "type": "object", "required": ["version"],
-        "properties": {"version": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
-                       "reason": {"type": "string"}},
+        "type": "object",
+        "required": ["version"],
+        "properties": {
+            "version": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+            "reason": {"type": "string"},
+        },
     },
 }
 
@@ -115,43 +158,99 @@ def openapi_spec() -> dict[str, Any]:
         "/v2": {"get": _op("server metadata", errors=())},
         "/v2/models/{name}": {"get": _op("model metadata", params=[_NAME])},
         "/v2/models/{name}/versions/{version}": {
-            "get": _op("model version metadata", params=[_NAME, _VERSION])},
+            "get": _op("model version metadata", params=[_NAME, _VERSION])
+        },
         "/v2/models/{name}/ready": {"get": _op("model is ready", params=[_NAME])},
         "/v2/models/{name}/versions/{version}/ready": {
-            "get": _op("model version is ready", params=[_NAME, _VERSION])},
+            "get": _op("model version is ready", params=[_NAME, _VERSION])
+        },
         "/v2/models/{name}/infer": {
-            "post": _op("V2 inference (JSON or binary tensors)", params=[_NAME],
-                        body="InferenceRequest", errors=("400", "404", "413", "503"))},
+            "post": _op(
+                "V2 inference (JSON or binary tensors)",
+                params=[_NAME],
+                body="InferenceRequest",
+                errors=("400", "404", "413", "503"),
+            )
+        },
         "/v2/models/{name}/versions/{version}/infer": {
-            "post": _op("V2 inference at a version or alias", params=[_NAME, _VERSION],
-                        body="InferenceRequest", errors=("400", "404", "413", "503"))},
+            "post": _op(
+                "V2 inference at a version or alias",
+                params=[_NAME, _VERSION],
+                body="InferenceRequest",
+                errors=("400", "404", "413", "503"),
+            )
+        },
         "/v1/models": {"get": _op("every served model", errors=())},
         "/v1/models/{name}": {"get": _op("a served model", params=[_NAME])},
         "/v1/models/{name}/predict": {
-            "post": _op("simple JSON prediction (features or entity ids)", params=[_NAME],
-                        body="SimpleRequest", errors=("400", "404", "413", "503"))},
+            "post": _op(
+                "simple JSON prediction (features or entity ids)",
+                params=[_NAME],
+                body="SimpleRequest",
+                errors=("400", "404", "413", "503"),
+            )
+        },
         "/v1/models/{name}/invocations": {
-            "post": _op("MLflow scoring protocol", params=[_NAME], body="MlflowRequest",
-                        errors=("400", "404", "413", "503"))},
+            "post": _op(
+                "MLflow scoring protocol",
+                params=[_NAME],
+                body="MlflowRequest",
+                errors=("400", "404", "413", "503"),
+            )
+        },
         "/invocations": {
-            "post": _op("MLflow scoring protocol (model from ?model= or the only model)",
-                        params=[_param("model", "query")], body="MlflowRequest",
-                        errors=("400", "404", "413", "503"))},
+            "post": _op(
+                "MLflow scoring protocol (model from ?model= or the only model)",
+                params=[_param("model", "query")],
+                body="MlflowRequest",
+                errors=("400", "404", "413", "503"),
+            )
+        },
         "/v1/models/{name}/jobs": {
-            "post": _op("submit an asynchronous prediction", params=[_NAME],
-                        body="SimpleRequest", ok="202", errors=("400", "404", "413", "503"))},
-        "/v1/jobs/{job_id}": {"get": _op("poll an asynchronous prediction",
-                                         params=[_param("job_id")], errors=("400", "404"))},
-        "/v1/events": {"post": _op("ingest behaviour events (validated, dead-lettered)",
-                                   body="Events", errors=("400", "413"))},
+            "post": _op(
+                "submit an asynchronous prediction",
+                params=[_NAME],
+                body="SimpleRequest",
+                ok="202",
+                errors=("400", "404", "413", "503"),
+            )
+        },
+        "/v1/jobs/{job_id}": {
+            "get": _op(
+                "poll an asynchronous prediction", params=[_param("job_id")], errors=("400", "404")
+            )
+        },
+        "/v1/events": {
+            "post": _op(
+                "ingest behaviour events (validated, dead-lettered)",
+                body="Events",
+                errors=("400", "413"),
+            )
+        },
         "/v1/admin/models/{name}/reload": {
-            "post": _op("reload a model now (admin)", params=[_NAME],
-                        errors=("400", "401", "404", "503"))},
+            "post": _op(
+                "reload a model now (admin)", params=[_NAME], errors=("400", "401", "404", "503")
+            )
+        },
         "/v1/admin/models/{name}/aliases/{alias}": {
-            "post": _op("move an alias (admin)", params=[_NAME, _param("alias")],
-                        body="AliasMove", errors=("400", "401", "404", "409"))},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
-            "description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "post": _op(
+                "move an alias (admin)",
+                params=[_NAME, _param("alias")],
+                body="AliasMove",
+                errors=("400", "401", "404", "409"),
+            )
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
         "/ping": {"get": _op("MLflow-style health", errors=health)},
     }
     return {

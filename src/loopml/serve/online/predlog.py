@@ -73,8 +73,18 @@ class PredictionLog:
             return
         self._rows += take
         self._buffer.append(
-            (datetime.now(UTC), request_id, model, version, columns, outputs, take, latency_ms,
-             entity_id, arm)
+            (
+                datetime.now(UTC),
+                request_id,
+                model,
+                version,
+                columns,
+                outputs,
+                take,
+                latency_ms,
+                entity_id,
+                arm,
+            )
         )
 
     async def run(self) -> None:
@@ -131,7 +141,9 @@ def _rows(batch: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
                     "version": int(version),
                     "inputs": orjson.dumps(row_inputs).decode(),
                     "output": float(value) if scalar else None,
-                    "outputs": None if scalar else orjson.dumps(
+                    "outputs": None
+                    if scalar
+                    else orjson.dumps(
                         {k: v[i] for k, v in outputs.items()}, option=orjson.OPT_SERIALIZE_NUMPY
                     ).decode(),
                     "latency_ms": float(latency),

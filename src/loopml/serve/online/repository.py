@@ -87,7 +87,9 @@ class StaticSource:
     def resolve(self, name: str, ref: str) -> int:
         versions = self.models.get(name)
         if versions is None:
-            raise NotFoundError(f"model {name!r} not found; {did_you_mean(name, list(self.models))}")
+            raise NotFoundError(
+                f"model {name!r} not found; {did_you_mean(name, list(self.models))}"
+            )
         if ref == "latest":
             return max(versions)
         if ref.lstrip("vV").isdigit() and int(ref.lstrip("vV")) in versions:
@@ -137,10 +139,15 @@ class ModelRepository:
         settings = self.settings_for(name)
         predictor = self.source.load(name, version)
         return build(
-            name, version, predictor, settings,
-            max_batch_size=self.max_batch_size, max_wait_ms=self.max_wait_ms,
+            name,
+            version,
+            predictor,
+            settings,
+            max_batch_size=self.max_batch_size,
+            max_wait_ms=self.max_wait_ms,
             executor=self.executor,
-            on_batch=self.on_batch(name) if self.on_batch else None, ref=ref,
+            on_batch=self.on_batch(name) if self.on_batch else None,
+            ref=ref,
         )
 
     def _default_ref(self, name: str) -> tuple[int, str]:

@@ -127,8 +127,13 @@ async def submit_job(request: Request) -> Response:
             found = await state.dataplane.lookup(name, req.entities, req.version)
             columns = {**{k: [v] for k, v in found.items()}, **req.columns}
         result = await state.dataplane.infer(
-            name, columns, version=req.version, headers=headers, params=req.params,
-            timeout_ms=0, protocol="async",
+            name,
+            columns,
+            version=req.version,
+            headers=headers,
+            params=req.params,
+            timeout_ms=0,
+            protocol="async",
         )
         return orjson.loads(
             orjson.dumps(simple.encode(result, req.single), option=orjson.OPT_SERIALIZE_NUMPY)
@@ -155,8 +160,7 @@ async def ingest_events(request: Request) -> Response:
     event_type = doc.get("event_type")
     rows = doc.get("rows")
     if not isinstance(event_type, str):
-        raise ValidationError("'event_type' must be a string such as \"click\"",
-                              field="event_type")
+        raise ValidationError("'event_type' must be a string such as \"click\"", field="event_type")
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise ValidationError("'rows' must be a non-empty list of event objects", field="rows")
     from loopml.logs.schemas import event_types

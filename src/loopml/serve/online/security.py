@@ -89,7 +89,7 @@ def check_admin(headers: Mapping[str, str], token: str | None, env_name: str) ->
     >>> check_admin({}, "s3cret", "LOOPML_ADMIN_TOKEN")
     Traceback (most recent call last):
     ...
-    loopml.core.errors.UnauthorizedError: admin route needs the header 'Authorization: Bearer <token>'
+    loopml.core.errors.UnauthorizedError: admin route needs the header 'Authorization: Bearer ...'
     """
     if not token:
         raise UnauthorizedError(
@@ -99,6 +99,6 @@ def check_admin(headers: Mapping[str, str], token: str | None, env_name: str) ->
     value = headers.get("authorization", "")
     scheme, _, given = value.partition(" ")
     if scheme.lower() != "bearer" or not given:
-        raise UnauthorizedError("admin route needs the header 'Authorization: Bearer <token>'")
+        raise UnauthorizedError("admin route needs the header 'Authorization: Bearer ...'")
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise UnauthorizedError("admin token is not valid")

@@ -90,8 +90,10 @@ def online_settings(section: dict[str, Any], port: int) -> OnlineSettings:
             values[key] = _count(values[key], f"online.{key}")
     grpc = values.get("grpc_port", port + 1 if port else 0)
     if not isinstance(grpc, int) or isinstance(grpc, bool) or not 0 <= grpc < 65536:
-        raise ConfigError(f"online.grpc_port must be a port number (0 = off), got {grpc!r}",
-                          key="online.grpc_port")
+        raise ConfigError(
+            f"online.grpc_port must be a port number (0 = off), got {grpc!r}",
+            key="online.grpc_port",
+        )
     values["grpc_port"] = grpc
     return OnlineSettings(**values)
 
@@ -109,13 +111,15 @@ def model_settings(name: str, section: dict[str, Any]) -> ModelSettings:
         values["alias"] = check_name(values["alias"], f"{where}.alias")
     for key in ("enabled", "cache"):
         if key in values and not isinstance(values[key], bool):
-            raise ConfigError(f"{where}.{key} must be true or false, got {values[key]!r}",
-                              key=f"{where}.{key}")
+            raise ConfigError(
+                f"{where}.{key} must be true or false, got {values[key]!r}", key=f"{where}.{key}"
+            )
     if "threshold" in values:
         t = values["threshold"]
         if not isinstance(t, _NUMBER) or isinstance(t, bool) or not 0.0 <= t <= 1.0:
-            raise ConfigError(f"{where}.threshold must be a number in [0, 1], got {t!r}",
-                              key=f"{where}.threshold")
+            raise ConfigError(
+                f"{where}.threshold must be a number in [0, 1], got {t!r}", key=f"{where}.threshold"
+            )
         values["threshold"] = float(t)
     if "fallback" in values:
         values["fallback"] = _fallback(values["fallback"], f"{where}.fallback")
@@ -132,8 +136,10 @@ def model_settings(name: str, section: dict[str, Any]) -> ModelSettings:
     if "log_sample_rate" in values:
         rate = values["log_sample_rate"]
         if not isinstance(rate, _NUMBER) or not 0.0 <= rate <= 1.0:
-            raise ConfigError(f"{where}.log_sample_rate must be in [0, 1], got {rate!r}",
-                              key=f"{where}.log_sample_rate")
+            raise ConfigError(
+                f"{where}.log_sample_rate must be in [0, 1], got {rate!r}",
+                key=f"{where}.log_sample_rate",
+            )
     _routes(values, where)
     return ModelSettings(**values)
 
@@ -149,8 +155,9 @@ def _routes(values: dict[str, Any], where: str) -> None:
             )
     routes = values.get("routes", {})
     if not isinstance(routes, dict):
-        raise ConfigError(f"{where}.routes must be a table of value = \"model[@ref]\"",
-                          key=f"{where}.routes")
+        raise ConfigError(
+            f'{where}.routes must be a table of value = "model[@ref]"', key=f"{where}.routes"
+        )
     for value, target in routes.items():
         parse_target(target, f"{where}.routes.{value}")
     values["routes"] = {str(k): str(v) for k, v in routes.items()}
@@ -163,7 +170,7 @@ def parse_target(target: Any, where: str) -> tuple[str, str | None]:
     ('ctr', '3')
     """
     if not isinstance(target, str):
-        raise ConfigError(f"{where} must be \"model\" or \"model@alias\", got {target!r}", key=where)
+        raise ConfigError(f'{where} must be "model" or "model@alias", got {target!r}', key=where)
     name, _, ref = target.partition("@")
     try:
         check_name(name, where)
@@ -177,8 +184,10 @@ def parse_target(target: Any, where: str) -> tuple[str, str | None]:
 def _fallback(value: Any, key: str) -> float | tuple[float, ...]:
     if isinstance(value, _NUMBER) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
-    if isinstance(value, list) and value and all(
-        isinstance(v, _NUMBER) and not isinstance(v, bool) for v in value
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in value)
     ):
         return tuple(float(v) for v in value)
     raise ConfigError(
@@ -204,5 +213,7 @@ def _count(value: Any, key: str) -> int:
 def _unknown(table: dict[str, Any], known: set[str], where: str) -> None:
     for key in table:
         if key not in known:
-            raise ConfigError(f"{where}.{key}: unknown key; {did_you_mean(key, sorted(known))}",
-                              key=f"{where}.{key}")
+            raise ConfigError(
+                f"{where}.{key}: unknown key; {did_you_mean(key, sorted(known))}",
+                key=f"{where}.{key}",
+            )

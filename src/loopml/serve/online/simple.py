@@ -60,14 +60,16 @@ def decode(body: bytes) -> SimpleRequest:
         or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in entities.values())
     ):
         raise ValidationError(
-            "'entities' must be an object of entity key to id, e.g. {\"user_id\": \"u1\"}",
+            '\'entities\' must be an object of entity key to id, e.g. {"user_id": "u1"}',
             field="entities",
         )
     req = SimpleRequest({}, True, entities, str(version) if version is not None else None, params)
     if "features" in doc:
         features = doc["features"]
         if not isinstance(features, dict):
-            raise ValidationError("'features' must be an object of feature: value", field="features")
+            raise ValidationError(
+                "'features' must be an object of feature: value", field="features"
+            )
         req.columns = {str(k): [v] for k, v in features.items()}
     elif "rows" in doc:
         rows = doc["rows"]
@@ -81,7 +83,9 @@ def decode(body: bytes) -> SimpleRequest:
     elif "columns" in doc:
         cols = doc["columns"]
         if not isinstance(cols, dict) or not all(isinstance(v, list) for v in cols.values()):
-            raise ValidationError("'columns' must be an object of feature: [values]", field="columns")
+            raise ValidationError(
+                "'columns' must be an object of feature: [values]", field="columns"
+            )
         req.columns = dict(cols)
         req.single = False
     elif entities is None:

@@ -29,8 +29,9 @@ log = logging.getLogger("loopml.serve.online")
 class ServerState:
     """The data plane and its stores, for one process (one uvicorn worker)."""
 
-    def __init__(self, cfg: ProjectConfig, source: ModelSource | None = None,
-                 grpc: bool = True) -> None:
+    def __init__(
+        self, cfg: ProjectConfig, source: ModelSource | None = None, grpc: bool = True
+    ) -> None:
         self.cfg = cfg
         serve = cfg.serve
         self.online = online_settings(cfg.section("online"), serve.port)
@@ -70,13 +71,22 @@ class ServerState:
         )
         self.online_store = OnlineStore(cfg.url("online"))
         cache_url = cfg.url("cache")
-        jobs_url = (cache_url if not cache_url.startswith("memory://")
-                    else f"sqlite:///{cfg.state_dir.resolve() / 'jobs.db'}")
-        self.jobs = JobStore(open_kv(jobs_url), max_jobs=self.online.max_jobs,
-                             ttl_s=self.online.job_ttl_s)
+        jobs_url = (
+            cache_url
+            if not cache_url.startswith("memory://")
+            else f"sqlite:///{cfg.state_dir.resolve() / 'jobs.db'}"
+        )
+        self.jobs = JobStore(
+            open_kv(jobs_url), max_jobs=self.online.max_jobs, ttl_s=self.online.job_ttl_s
+        )
         self.dataplane = DataPlane(
-            self.repository, self.settings_for, metrics=self.metrics, cache=self.cache,
-            predlog=self.predlog, timeout_ms=serve.timeout_ms, online_store=self.online_store,
+            self.repository,
+            self.settings_for,
+            metrics=self.metrics,
+            cache=self.cache,
+            predlog=self.predlog,
+            timeout_ms=serve.timeout_ms,
+            online_store=self.online_store,
         )
         self.grpc_enabled = grpc and bool(self.online.grpc_port)
         self.grpc: Any = None
@@ -116,8 +126,11 @@ class ServerState:
     async def _load_then_poll(self) -> None:
         await self.repository.start()
         self.ready_at = time.time()
-        log.info("ready in %.2f s with models %s", self.ready_at - self.started_at,
-                 sorted(self.repository.default))
+        log.info(
+            "ready in %.2f s with models %s",
+            self.ready_at - self.started_at,
+            sorted(self.repository.default),
+        )
         await self.repository.poll_forever(self.online.reload_interval_s)
 
     async def shutdown(self) -> None:

@@ -79,7 +79,8 @@ def datatype_of(array: np.ndarray) -> str:
 def decode_request(body: bytes, header_length: int | None = None) -> InferRequest:
     """Parse a V2 infer request body (JSON, optionally followed by binary tensor data).
 
-    >>> req = decode_request(b'{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1,2]}]}')
+    >>> body = b'{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1,2]}]}'
+    >>> req = decode_request(body)
     >>> req.inputs[0].array
     array([1., 2.], dtype=float32)
     """
@@ -128,7 +129,9 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
         outputs = {}
         for j, out in enumerate(raw_outputs):
             if not isinstance(out, dict) or not isinstance(out.get("name"), str):
-                raise ValidationError(f"outputs[{j}] must be an object with a 'name'", field="outputs")
+                raise ValidationError(
+                    f"outputs[{j}] must be an object with a 'name'", field="outputs"
+                )
             oparams = _params(out.get("parameters"), f"outputs[{j}].parameters")
             outputs[out["name"]] = bool(oparams.get("binary_data", binary_default))
     req_id = doc.get("id")
@@ -153,7 +156,9 @@ def _params(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValidationError(f"'{where}' must be an object, got {type(value).__name__}", field=where)
+        raise ValidationError(
+            f"'{where}' must be an object, got {type(value).__name__}", field=where
+        )
     return value
 
 
@@ -247,7 +252,9 @@ def _bytes_array(items: Sequence[Any], name: str) -> np.ndarray:
             try:
                 item = item.decode("utf-8")
             except UnicodeDecodeError:
-                raise ValidationError(f"input {name!r}: BYTES values must be UTF-8", field=name) from None
+                raise ValidationError(
+                    f"input {name!r}: BYTES values must be UTF-8", field=name
+                ) from None
         out[k] = item
     return out
 
@@ -289,7 +296,9 @@ def _from_json(data: Any, datatype: str, name: str) -> np.ndarray:
     try:
         return np.asarray(flat, dtype=DTYPES[datatype])
     except (OverflowError, ValueError) as exc:
-        raise ValidationError(f"input {name!r}: values do not fit {datatype} ({exc})", field=name) from None
+        raise ValidationError(
+            f"input {name!r}: values do not fit {datatype} ({exc})", field=name
+        ) from None
 
 
 def tensors_to_columns(inputs: Sequence[Tensor], names: Sequence[str]) -> dict[str, np.ndarray]:

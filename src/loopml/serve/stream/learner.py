@@ -65,6 +65,8 @@ class OnlineLearner:
         curve_every: int = 1000,
         rolling: int = 5000,
         model_params: dict[str, Any] | None = None,
+        trace: bool = False,
+        learn_after: float | None = None,
     ) -> None:
         if isinstance(mini_batch, bool) or not isinstance(mini_batch, int) or mini_batch < 1:
             raise ValidationError(
@@ -74,6 +76,7 @@ class OnlineLearner:
         self.label_window_s = label_window_s
         self.default_label = default_label
         self.mini_batch = mini_batch
+        self.learn_after = learn_after
         self.model_ = make_model(model, **(model_params or {})) if isinstance(model, str) else model
         if mini_batch > 1 and not supports_many(self.model_):
             raise ValidationError(
@@ -90,6 +93,10 @@ class OnlineLearner:
         self.feature_kinds_: dict[str, str] = {}
         self.counts_: Counter[str] = Counter()
         self.clock_ = -math.inf
+        #: (example id, arrival ts, x, y, P(positive)) of each scored example, if ``trace``
+        self.trace_: list[tuple[str, float, dict[str, Any], Any, float]] | None = (
+            [] if trace else None
+        )
         self._learn_x: list[dict[str, Any]] = []
         self._learn_y: list[Any] = []
 
@@ -130,6 +137,11 @@ class OnlineLearner:
         read = self.reader_.read(payload)  # ValidationError: caller dead-letters it
         if not self.seen_.add(read[2]):
             self.counts_["duplicates"] += 1
+            return None
+        if self.learn_after is not None and read[0] in (EXAMPLE, LABEL) and (
+            read[1] <= self.learn_after
+        ):
+            self.counts_["before_warm_start"] += 1
             return None
         self.counts_[read[0]] += 1
         return read
@@ -222,6 +234,10 @@ class OnlineLearner:
 
     def _score_and_learn(self, item: Pending) -> None:
         self.metrics_.update(item.y, item.y_pred, self.clock_)
+        if self.trace_ is not None and item.y_pred:
+            arrival = item.expires - self.label_window_s
+            p = float(item.y_pred.get(True, 0.0))
+            self.trace_.append((item.example_id, arrival, item.x, item.y, p))
         self.counts_["learnt"] += 1
         self.counts_["labelled_positive" if item.labelled else "labelled_default"] += 1
         if self.mini_batch == 1:

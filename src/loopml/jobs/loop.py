@@ -1,0 +1,334 @@
+"""The closed loop on the simulated world: serve, monitor, alert, retrain, gate, promote.
+
+Each simulated day the production model scores that day's impressions (logged as
+``prediction`` events, the clicks as delayed ``feedback``), the day is checked for
+drift against the serving version's reference profile, delayed-label performance is
+computed, and a model-driven feed is replayed against the world's true click
+probabilities (the business metric a person cares about). When an alert rule names
+the retraining job, the scheduler runs it: retrain, gate, promote. The report keeps
+the timeline, with the moments of detection and promotion, and draws it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from loopml.core.config import ProjectConfig
+from loopml.core.errors import ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from loopml.sim.world import World
+
+RETRAIN_JOB = "retrain-{model}"
+DETECT_RULE = {"name": "feature-drift", "source": "drift", "metric": "drifted", "op": ">",
+               "threshold": 0.5, "min_columns": 1, "consecutive": 2}
+
+
+@dataclass
+class LoopDay:
+    """One simulated day of the loop."""
+
+    day: int
+    date: dt.date
+    version: int
+    rows: int
+    drifted: list[str]
+    drift_score: float
+    prediction_score: float | None
+    auc: float | None
+    click_rate: float
+    policy_ctr: float
+    random_ctr: float
+    oracle_ctr: float
+    alerts: list[str] = field(default_factory=list)
+    retrain: dict[str, Any] | None = None
+    promoted: int | None = None
+
+
+@dataclass
+class LoopReport:
+    """The timeline: per day, plus when the shift came, was detected and was fixed."""
+
+    model: str
+    days: list[LoopDay]
+    shift_day: int
+    seconds: float = 0.0
+
+    @property
+    def detection_day(self) -> int | None:
+        return next((d.day for d in self.days if d.alerts), None)
+
+    @property
+    def promotion_day(self) -> int | None:
+        return next((d.day for d in self.days if d.promoted is not None), None)
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = [{k: v for k, v in d.__dict__.items() if k != "retrain"} for d in self.days]
+        return pd.DataFrame(rows).set_index("day")
+
+    def __str__(self) -> str:
+        lines = [f"{'day':>4} {'ver':>4} {'drift':>6} {'auc':>6} {'ctr':>7} {'feed ctr':>8}  events"]
+        for d in self.days:
+            auc = f"{d.auc:.3f}" if d.auc is not None else "  -  "
+            marks = []
+            if d.day == self.shift_day:
+                marks.append("world shifts")
+            marks += [f"ALERT {a}" for a in d.alerts]
+            if d.retrain:
+                gate = d.retrain["gate"]
+                marks.append(f"retrain: {gate['metric']} {gate['challenger']:.3f} vs "
+                             f"{gate['champion']:.3f}")
+            if d.promoted:
+                marks.append(f"v{d.promoted} promoted")
+            lines.append(f"{d.day:>4} {d.version:>4} {d.drift_score:>6.3f} {auc:>6} "
+                         f"{d.click_rate:>7.4f} {d.policy_ctr:>8.4f}  {'; '.join(marks)}")
+        lines.append(f"shift on day {self.shift_day}, detected on day {self.detection_day}, "
+                     f"new version promoted on day {self.promotion_day}")
+        return "\n".join(lines)
+
+    def figure(self) -> Any:
+        """Drift, performance and click rate over time, detection and promotion marked."""
+        from loopml.monitor.plots import loop_figure
+
+        return loop_figure(self)
+
+
+def run_monitoring_loop(
+    config: ProjectConfig,
+    world: World,
+    days: Iterable[int],
+    *,
+    model: str = "ctr",
+    alias: str = "production",
+    retrain: dict[str, Any] | None = None,
+    policy_requests: int = 1000,
+    candidates: int = 20,
+    progress: bool = True,
+) -> LoopReport:
+    """Run the loop over ``days`` of ``world`` for ``model@alias`` (already registered).
+
+    Days not yet in the event log are simulated and appended. ``retrain`` overrides
+    :class:`~loopml.jobs.retrain.RetrainSpec` fields (default: 3 training days,
+    automatic promotion). Unless ``[[monitor.alerts]]`` is configured, the loop adds a
+    rule that queues the retraining job after two drifted windows in a row.
+    """
+    from loopml.jobs.scheduler import Scheduler
+    from loopml.jobs.store import JobSpec
+    from loopml.monitor.alerts import AlertRule, rules_from_config
+    from loopml.monitor.service import Monitor
+    from loopml.registry.registry import Registry
+
+    started = time.perf_counter()
+    chosen = sorted(days)
+    if not chosen or chosen[-1] >= world.config.days:
+        raise ValidationError(
+            f"days must be non-empty and below the world's {world.config.days} days, got "
+            f"{chosen[:3]}...{chosen[-3:]}; build the World with more days",
+            field="days",
+        )
+    registry = Registry.from_config(config)
+    scheduler = Scheduler(config)
+    job = RETRAIN_JOB.format(model=model)
+    monitor = Monitor(config, trigger=lambda name, why: scheduler.trigger(
+        name, why, trigger=f"alert:{why.get('rule')}").id)
+    if config.section("monitor").get("alerts") is None:
+        monitor.rules = [*rules_from_config({}), AlertRule.from_dict({**DETECT_RULE,
+                                                                      "name": "retrain-on-drift",
+                                                                      "job": job})]
+    rng = np.random.default_rng(world.config.seed + 7)
+    report = LoopReport(model, [], world.config.shift_day)
+    bar = _Progress(progress, len(chosen))
+    for day in chosen:
+        bar.step(f"day {day}")
+        lo, hi = world.day_start(day).to_pydatetime(), world.day_start(day + 1).to_pydatetime()
+        _ensure_events(config, world, day)
+        champion = registry.get(model, alias)
+        predictor = _predictor(registry, model, champion.version)
+        frame = _serve(config, champion, predictor, lo, hi)
+        _ensure_profile(config, monitor, champion, predictor)
+        spec = {"model": model, "alias": alias, "train_days": 3.0, **(retrain or {}),
+                "now": hi.isoformat()}
+        scheduler.add(JobSpec(job, "retrain", None, spec, max_retries=1, retry_delay_s=0),
+                      replace=True)
+        checked = monitor.check(model, champion.version, _monitored(frame, champion), lo, hi)
+        perf = monitor.performance(model, lo, hi, now=hi + dt.timedelta(hours=2),
+                                   slices=())
+        values = {r["metric"]: r["value"] for r in perf if r["slice"] == "all"}
+        feed = _policy_ctr(config, world, predictor, champion, lo + dt.timedelta(hours=12),
+                           policy_requests, candidates, rng)
+        entry = LoopDay(
+            day, lo.date(), champion.version, checked.drift.n_cur, checked.drift.drifted,
+            max((c.score for c in checked.drift.columns if c.method in ("wasserstein",
+                 "jensenshannon", "psi")), default=0.0),
+            checked.drift.prediction.score if checked.drift.prediction else None,
+            values.get("auc"), float(frame["label"].mean()), *feed,
+            alerts=[a.rule for a in checked.alerts],
+        )
+        for run in scheduler.tick(now=hi):
+            if run.job == job and run.status == "succeeded" and run.result:
+                entry.retrain = run.result
+                if run.result.get("promoted"):
+                    entry.promoted = run.result["version"]
+        report.days.append(entry)
+    bar.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# -- one day ------------------------------------------------------------------------------
+def _ensure_events(config: ProjectConfig, world: World, day: int) -> None:
+    from loopml.logs.eventlog import EventLog
+
+    events = EventLog.from_config(config)
+    date = world.day_start(day).date().isoformat()
+    if date in events.partitions("impression"):
+        return
+    for event_type, frame in world.generate_day(day).items():
+        events.append(event_type, frame, source="sim")
+
+
+def _predictor(registry: Any, model: str, version: int) -> Any:
+    from loopml.predict.flavours import load_predictor
+
+    return load_predictor(registry, model, version)
+
+
+def _features(champion: Any) -> list[str]:
+    return list(champion.lineage.get("features") or champion.signature.names)
+
+
+def _serve(config: ProjectConfig, champion: Any, predictor: Any, lo: dt.datetime,
+           hi: dt.datetime) -> pd.DataFrame:
+    """Score the day's impressions; log predictions and their clicks as feedback."""
+    import orjson
+    import pandas as pd
+
+    from loopml.jobs.candidates import default_dataset
+    from loopml.logs.eventlog import EventLog
+
+    events = EventLog.from_config(config)
+    frame = default_dataset(config, lo, hi, dict(champion.lineage))
+    features = _features(champion)
+    frame["prediction"] = predictor.predict(frame[features])
+    records = frame[features].to_dict(orient="records")
+    events.append("prediction", pd.DataFrame({
+        "event_id": "pred-" + frame["event_id"].astype(str),
+        "ts": frame["ts"], "request_id": frame["event_id"].astype(str),
+        "model": champion.name, "version": champion.version,
+        "inputs": [orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+                   for r in records],
+        "output": frame["prediction"].astype(float), "entity_id": frame["user_id"].astype(str),
+    }))
+    clicks = events.sql(
+        "SELECT impression_id, min(ts) AS ts FROM click WHERE ts >= "
+        f"TIMESTAMPTZ '{lo.isoformat()}' AND ts < TIMESTAMPTZ "
+        f"'{(hi + dt.timedelta(hours=2)).isoformat()}' GROUP BY impression_id"
+    )
+    shown = set(frame["event_id"].astype(str))
+    clicks = clicks[clicks["impression_id"].astype(str).isin(shown)]
+    if len(clicks):
+        events.append("feedback", pd.DataFrame({
+            "event_id": "fb-" + clicks["impression_id"].astype(str),
+            "ts": clicks["ts"], "request_id": clicks["impression_id"].astype(str),
+            "metric": "click", "value": 1.0,
+        }))
+    return frame
+
+
+def _monitored(frame: pd.DataFrame, champion: Any) -> pd.DataFrame:
+    return frame[[*_features(champion), "prediction"]]
+
+
+def _ensure_profile(config: ProjectConfig, monitor: Any, champion: Any, predictor: Any) -> None:
+    """Profile the version's training window once (its reference), with its own outputs."""
+    from loopml.core.clock import to_utc
+    from loopml.jobs.candidates import default_dataset
+
+    if monitor.store.has_profile(champion.name, champion.version):
+        return
+    lineage = champion.lineage
+    window = lineage.get("retrain") or {}
+    start = window.get("train_start") or (lineage.get("data", {}).get("train") or {}).get("start")
+    end = window.get("train_end") or (lineage.get("data", {}).get("train") or {}).get("end")
+    if not start or not end:
+        raise ValidationError(
+            f"{champion.name} v{champion.version} records no training window in its lineage; "
+            "profile it with Monitor.profile(model, version, reference_frame)",
+            field="lineage",
+        )
+    start_ts, end_ts = to_utc(start), to_utc(end) + dt.timedelta(seconds=1)
+    start_ts = max(start_ts, end_ts - dt.timedelta(days=3))  # a recent sample is enough
+    reference = default_dataset(config, start_ts, end_ts, dict(lineage))
+    reference["prediction"] = predictor.predict(reference[_features(champion)])
+    monitor.profile(champion.name, champion.version, _monitored(reference, champion))
+
+
+def _policy_ctr(config: ProjectConfig, world: World, predictor: Any, champion: Any,
+                at: dt.datetime, n_requests: int, n_candidates: int,
+                rng: np.random.Generator) -> tuple[float, float, float]:
+    """A model-driven feed: per request, show the candidate the model scores highest.
+
+    Returns the mean true click probability of the model's choice, of a random choice
+    and of the best candidate (the oracle), from the world's known truth.
+    """
+    import pandas as pd
+
+    from loopml.features.training import latest_values
+    from loopml.features.views import default_catalog
+    from loopml.logs.eventlog import EventLog
+
+    users = world.sample_users(n_requests, at, rng)
+    cands = np.stack([world.candidates(n_candidates, rng) for _ in range(n_requests)])
+    rows = pd.DataFrame({"user_id": np.repeat(users, n_candidates), "item_id": cands.ravel()})
+    events = EventLog.from_config(config)
+    catalog = default_catalog()
+    for name, version in (champion.lineage.get("feature_views") or {}).items():
+        view = catalog.get(name, int(version))
+        ids = rows[view.entity].unique().tolist()
+        values = latest_values(events, view, as_of=at, entity_ids=ids)
+        values[view.entity] = values[view.entity].astype(str)
+        rows = rows.merge(values, on=view.entity, how="left")
+    rows["position"] = 0
+    rows["hour"] = at.hour
+    features = _features(champion)
+    missing = [c for c in features if c not in rows.columns]
+    if missing:
+        raise ValidationError(f"cannot build serving features {missing} for the feed replay",
+                              field="features")
+    scores = predictor.predict(rows[features]).reshape(n_requests, n_candidates)
+    chosen = cands[np.arange(n_requests), scores.argmax(axis=1)]
+    best = world.best_items(users, cands, at)
+    return (
+        float(world.true_ctr(users, chosen, 0, at).mean()),
+        float(world.true_ctr(users, cands[:, 0], 0, at).mean()),
+        float(world.true_ctr(users, best, 0, at).mean()),
+    )
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int) -> None:
+        self._progress = None
+        if enabled:
+            from rich.progress import Progress
+
+            self._progress = Progress()
+            self._progress.start()
+            self._task = self._progress.add_task("monitoring loop", total=total)
+
+    def step(self, what: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, description=f"monitoring loop: {what}")
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
