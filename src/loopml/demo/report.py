@@ -22,7 +22,9 @@ def write_report(
     from loopml.core.report import HtmlReport
 
     test = splits.test
-    scores = {name: r.model.predict_proba(test[r.signature.names])[:, 1] for name, r in results.items()}
+    scores = {
+        name: r.model.predict_proba(test[r.signature.names])[:, 1] for name, r in results.items()
+    }
     y = test["label"].to_numpy()
     best = result.best
 
@@ -55,15 +57,21 @@ def write_report(
         "ON c.impression_id = i.event_id GROUP BY 1 ORDER BY 1"
     )
     daily["click_rate"] = daily["clicks"] / daily["impressions"]
-    report.figure(_daily(daily, world), "Click rate by day (the simulated world's scheduled events marked)")
+    report.figure(
+        _daily(daily, world), "Click rate by day (the simulated world's scheduled events marked)"
+    )
     report.heading(f"Metrics by slice ({best})")
     from loopml.train.metrics import by_slice
 
     sliced = test.assign(score=scores[best])
-    sliced["device"] = sliced["device"].astype(object).where(sliced["device"].notna(), "(not logged)")
+    sliced["device"] = (
+        sliced["device"].astype(object).where(sliced["device"].notna(), "(not logged)")
+    )
     for column in ("user_profile__segment", "device", "position"):
         table = by_slice(sliced, column, "label", "score")
-        keep = [c for c in (column, "n", "roc_auc", "log_loss", "base_rate", "mean_score") if c in table]
+        keep = [
+            c for c in (column, "n", "roc_auc", "log_loss", "base_rate", "mean_score") if c in table
+        ]
         report.table(table[keep].round(5))
     report.figure(_slices(sliced), "Observed vs predicted click rate by position and segment")
     report.heading("Pattern 1: batch predictions")
@@ -139,7 +147,10 @@ def _daily(daily: Any, world: Any):  # noqa: ANN202
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(daily["day"].astype(str), daily["click_rate"], marker="o")
     cfg = world.config
-    for day, label in ((cfg.format_change_day, "log format v2"), (cfg.shift_day, "preference shift")):
+    for day, label in (
+        (cfg.format_change_day, "log format v2"),
+        (cfg.shift_day, "preference shift"),
+    ):
         if day < len(daily):
             ax.axvline(day, ls="--", c="grey")
             ax.text(day + 0.1, daily["click_rate"].max(), label, fontsize=8, va="top")
@@ -153,7 +164,9 @@ def _slices(frame: Any):  # noqa: ANN202
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, column in zip(axes, ("position", "user_profile__segment"), strict=True):
-        g = frame.groupby(column, observed=True).agg(observed=("label", "mean"), predicted=("score", "mean"))
+        g = frame.groupby(column, observed=True).agg(
+            observed=("label", "mean"), predicted=("score", "mean")
+        )
         g.plot.bar(ax=ax)
         ax.set(title=column, ylabel="click rate")
     return fig

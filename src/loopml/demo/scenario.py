@@ -120,7 +120,12 @@ def _training_set(step, project, world, days: int):  # noqa: ANN001, ANN202
     end = world.day_start(days - 1) + _hours(23)
     with step("building the point-in-time training set"):
         data = build_training_set(
-            project.events, views, start=start, end=end, label="click", label_window="1h",
+            project.events,
+            views,
+            start=start,
+            end=end,
+            label="click",
+            label_window="1h",
             progress=True,
         )
         data["hour"] = data["ts"].dt.hour.astype("int64")
@@ -139,9 +144,16 @@ def _train(step, project, data, views, seed: int):  # noqa: ANN001, ANN202
         rate = 0.1 if name in ("logistic", "lightgbm") else None
         with step(f"training {name}" + (" (negatives down-sampled to 10%)" if rate else "")):
             results[name] = train(
-                estimator, splits, features=features, label="label", task="binary",
-                name=f"{MODEL_NAME}-{name}", tracker=project.runs, lineage=lineage,
-                downsample_rate=rate, seed=seed,
+                estimator,
+                splits,
+                features=features,
+                label="label",
+                task="binary",
+                name=f"{MODEL_NAME}-{name}",
+                tracker=project.runs,
+                lineage=lineage,
+                downsample_rate=rate,
+                seed=seed,
             )
     return results, splits
 
@@ -154,14 +166,28 @@ def _register(step, project, results, result: DemoResult) -> None:  # noqa: ANN0
     ranked = sorted(results, key=lambda n: results[n].metrics["test"]["log_loss"])
     result.best = ranked[0]
     with step(f"registering {ranked[0]} as {MODEL_NAME}@production"):
-        best = results[ranked[0]].register(project.registry, name=MODEL_NAME,
-                                           description=f"demo: best of {len(results)} by log loss")
-        project.registry.set_alias(MODEL_NAME, "production", best.version, actor="demo",
-                                   reason="best test log loss in the demo comparison")
-        runner = results[ranked[1]].register(project.registry, name=MODEL_NAME,
-                                             description="demo: runner-up")
-        project.registry.set_alias(MODEL_NAME, "challenger", runner.version, actor="demo",
-                                   reason="runner-up, kept for rollout experiments")
+        best = results[ranked[0]].register(
+            project.registry,
+            name=MODEL_NAME,
+            description=f"demo: best of {len(results)} by log loss",
+        )
+        project.registry.set_alias(
+            MODEL_NAME,
+            "production",
+            best.version,
+            actor="demo",
+            reason="best test log loss in the demo comparison",
+        )
+        runner = results[ranked[1]].register(
+            project.registry, name=MODEL_NAME, description="demo: runner-up"
+        )
+        project.registry.set_alias(
+            MODEL_NAME,
+            "challenger",
+            runner.version,
+            actor="demo",
+            reason="runner-up, kept for rollout experiments",
+        )
         result.production_version = best.version
 
 
@@ -169,8 +195,7 @@ def _batch(step, project, result: DemoResult) -> None:  # noqa: ANN001
     from loopml.serve.batch.job import run_batch_job
 
     with step("pattern 1: batch predictions into the predictions table"):
-        out = run_batch_job(project.config, f"{MODEL_NAME}@production", top_items=20,
-                            progress=True)
+        out = run_batch_job(project.config, f"{MODEL_NAME}@production", top_items=20, progress=True)
         result.batch_rows = out.rows
 
 
@@ -188,8 +213,12 @@ def _summary(console, result: DemoResult) -> None:  # noqa: ANN001
         table.add_column(col)
     board = result.leaderboard.reset_index().rename(columns={"name": "model"})
     for row in board.to_dict(orient="records"):
-        table.add_row(*[_cell(row.get(c)) for c in ("model", "roc_auc", "pr_auc", "log_loss",
-                                                      "normalized_entropy", "ece")])
+        table.add_row(
+            *[
+                _cell(row.get(c))
+                for c in ("model", "roc_auc", "pr_auc", "log_loss", "normalized_entropy", "ece")
+            ]
+        )
     console.print(table)
     console.print(
         f"[bold]{MODEL_NAME}@production[/] = v{result.production_version} ({result.best}); "

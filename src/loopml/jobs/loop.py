@@ -28,8 +28,15 @@ if TYPE_CHECKING:
     from loopml.sim.world import World
 
 RETRAIN_JOB = "retrain-{model}"
-DETECT_RULE = {"name": "feature-drift", "source": "drift", "metric": "drifted", "op": ">",
-               "threshold": 0.5, "min_columns": 1, "consecutive": 2}
+DETECT_RULE = {
+    "name": "feature-drift",
+    "source": "drift",
+    "metric": "drifted",
+    "op": ">",
+    "threshold": 0.5,
+    "min_columns": 1,
+    "consecutive": 2,
+}
 
 
 @dataclass
@@ -77,7 +84,9 @@ class LoopReport:
         return pd.DataFrame(rows).set_index("day")
 
     def __str__(self) -> str:
-        lines = [f"{'day':>4} {'ver':>4} {'drift':>6} {'auc':>6} {'ctr':>7} {'feed ctr':>8}  events"]
+        lines = [
+            f"{'day':>4} {'ver':>4} {'drift':>6} {'auc':>6} {'ctr':>7} {'feed ctr':>8}  events"
+        ]
         for d in self.days:
             auc = f"{d.auc:.3f}" if d.auc is not None else "  -  "
             marks = []
@@ -86,14 +95,19 @@ class LoopReport:
             marks += [f"ALERT {a}" for a in d.alerts]
             if d.retrain:
                 gate = d.retrain["gate"]
-                marks.append(f"retrain: {gate['metric']} {gate['challenger']:.3f} vs "
-                             f"{gate['champion']:.3f}")
+                marks.append(
+                    f"retrain: {gate['metric']} {gate['challenger']:.3f} vs {gate['champion']:.3f}"
+                )
             if d.promoted:
                 marks.append(f"v{d.promoted} promoted")
-            lines.append(f"{d.day:>4} {d.version:>4} {d.drift_score:>6.3f} {auc:>6} "
-                         f"{d.click_rate:>7.4f} {d.policy_ctr:>8.4f}  {'; '.join(marks)}")
-        lines.append(f"shift on day {self.shift_day}, detected on day {self.detection_day}, "
-                     f"new version promoted on day {self.promotion_day}")
+            lines.append(
+                f"{d.day:>4} {d.version:>4} {d.drift_score:>6.3f} {auc:>6} "
+                f"{d.click_rate:>7.4f} {d.policy_ctr:>8.4f}  {'; '.join(marks)}"
+            )
+        lines.append(
+            f"shift on day {self.shift_day}, detected on day {self.detection_day}, "
+            f"new version promoted on day {self.promotion_day}"
+        )
         return "\n".join(lines)
 
     def figure(self) -> Any:
@@ -111,7 +125,7 @@ def run_monitoring_loop(
     model: str = "ctr",
     alias: str = "production",
     retrain: dict[str, Any] | None = None,
-    policy_requests: int = 1000,
+    policy_requests: int = 500,
     candidates: int = 20,
     progress: bool = True,
 ) -> LoopReport:
@@ -139,12 +153,17 @@ def run_monitoring_loop(
     registry = Registry.from_config(config)
     scheduler = Scheduler(config)
     job = RETRAIN_JOB.format(model=model)
-    monitor = Monitor(config, trigger=lambda name, why: scheduler.trigger(
-        name, why, trigger=f"alert:{why.get('rule')}").id)
+    monitor = Monitor(
+        config,
+        trigger=lambda name, why: (
+            scheduler.trigger(name, why, trigger=f"alert:{why.get('rule')}").id
+        ),
+    )
     if config.section("monitor").get("alerts") is None:
-        monitor.rules = [*rules_from_config({}), AlertRule.from_dict({**DETECT_RULE,
-                                                                      "name": "retrain-on-drift",
-                                                                      "job": job})]
+        monitor.rules = [
+            *rules_from_config({}),
+            AlertRule.from_dict({**DETECT_RULE, "name": "retrain-on-drift", "job": job}),
+        ]
     rng = np.random.default_rng(world.config.seed + 7)
     report = LoopReport(model, [], world.config.shift_day)
     bar = _Progress(progress, len(chosen))
@@ -156,22 +175,47 @@ def run_monitoring_loop(
         predictor = _predictor(registry, model, champion.version)
         frame = _serve(config, champion, predictor, lo, hi)
         _ensure_profile(config, monitor, champion, predictor)
-        spec = {"model": model, "alias": alias, "train_days": 3.0, **(retrain or {}),
-                "now": hi.isoformat()}
-        scheduler.add(JobSpec(job, "retrain", None, spec, max_retries=1, retry_delay_s=0),
-                      replace=True)
+        spec = {
+            "model": model,
+            "alias": alias,
+            "train_days": 3.0,
+            **(retrain or {}),
+            "now": hi.isoformat(),
+        }
+        scheduler.add(
+            JobSpec(job, "retrain", None, spec, max_retries=1, retry_delay_s=0), replace=True
+        )
         checked = monitor.check(model, champion.version, _monitored(frame, champion), lo, hi)
-        perf = monitor.performance(model, lo, hi, now=hi + dt.timedelta(hours=2),
-                                   slices=())
+        perf = monitor.performance(model, lo, hi, now=hi + dt.timedelta(hours=2), slices=())
         values = {r["metric"]: r["value"] for r in perf if r["slice"] == "all"}
-        feed = _policy_ctr(config, world, predictor, champion, lo + dt.timedelta(hours=12),
-                           policy_requests, candidates, rng)
+        feed = _policy_ctr(
+            config,
+            world,
+            predictor,
+            champion,
+            lo + dt.timedelta(hours=12),
+            policy_requests,
+            candidates,
+            rng,
+        )
         entry = LoopDay(
-            day, lo.date(), champion.version, checked.drift.n_cur, checked.drift.drifted,
-            max((c.score for c in checked.drift.columns if c.method in ("wasserstein",
-                 "jensenshannon", "psi")), default=0.0),
+            day,
+            lo.date(),
+            champion.version,
+            checked.drift.n_cur,
+            checked.drift.drifted,
+            max(
+                (
+                    c.score
+                    for c in checked.drift.columns
+                    if c.method in ("wasserstein", "jensenshannon", "psi")
+                ),
+                default=0.0,
+            ),
             checked.drift.prediction.score if checked.drift.prediction else None,
-            values.get("auc"), float(frame["label"].mean()), *feed,
+            values.get("auc"),
+            float(frame["label"].mean()),
+            *feed,
             alerts=[a.rule for a in checked.alerts],
         )
         for run in scheduler.tick(now=hi):
@@ -207,8 +251,9 @@ def _features(champion: Any) -> list[str]:
     return list(champion.lineage.get("features") or champion.signature.names)
 
 
-def _serve(config: ProjectConfig, champion: Any, predictor: Any, lo: dt.datetime,
-           hi: dt.datetime) -> pd.DataFrame:
+def _serve(
+    config: ProjectConfig, champion: Any, predictor: Any, lo: dt.datetime, hi: dt.datetime
+) -> pd.DataFrame:
     """Score the day's impressions; log predictions and their clicks as feedback."""
     import orjson
     import pandas as pd
@@ -221,14 +266,23 @@ def _serve(config: ProjectConfig, champion: Any, predictor: Any, lo: dt.datetime
     features = _features(champion)
     frame["prediction"] = predictor.predict(frame[features])
     records = frame[features].to_dict(orient="records")
-    events.append("prediction", pd.DataFrame({
-        "event_id": "pred-" + frame["event_id"].astype(str),
-        "ts": frame["ts"], "request_id": frame["event_id"].astype(str),
-        "model": champion.name, "version": champion.version,
-        "inputs": [orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-                   for r in records],
-        "output": frame["prediction"].astype(float), "entity_id": frame["user_id"].astype(str),
-    }))
+    events.append(
+        "prediction",
+        pd.DataFrame(
+            {
+                "event_id": "pred-" + frame["event_id"].astype(str),
+                "ts": frame["ts"],
+                "request_id": frame["event_id"].astype(str),
+                "model": champion.name,
+                "version": champion.version,
+                "inputs": [
+                    orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY).decode() for r in records
+                ],
+                "output": frame["prediction"].astype(float),
+                "entity_id": frame["user_id"].astype(str),
+            }
+        ),
+    )
     clicks = events.sql(
         "SELECT impression_id, min(ts) AS ts FROM click WHERE ts >= "
         f"TIMESTAMPTZ '{lo.isoformat()}' AND ts < TIMESTAMPTZ "
@@ -237,11 +291,18 @@ def _serve(config: ProjectConfig, champion: Any, predictor: Any, lo: dt.datetime
     shown = set(frame["event_id"].astype(str))
     clicks = clicks[clicks["impression_id"].astype(str).isin(shown)]
     if len(clicks):
-        events.append("feedback", pd.DataFrame({
-            "event_id": "fb-" + clicks["impression_id"].astype(str),
-            "ts": clicks["ts"], "request_id": clicks["impression_id"].astype(str),
-            "metric": "click", "value": 1.0,
-        }))
+        events.append(
+            "feedback",
+            pd.DataFrame(
+                {
+                    "event_id": "fb-" + clicks["impression_id"].astype(str),
+                    "ts": clicks["ts"],
+                    "request_id": clicks["impression_id"].astype(str),
+                    "metric": "click",
+                    "value": 1.0,
+                }
+            ),
+        )
     return frame
 
 
@@ -273,9 +334,16 @@ def _ensure_profile(config: ProjectConfig, monitor: Any, champion: Any, predicto
     monitor.profile(champion.name, champion.version, _monitored(reference, champion))
 
 
-def _policy_ctr(config: ProjectConfig, world: World, predictor: Any, champion: Any,
-                at: dt.datetime, n_requests: int, n_candidates: int,
-                rng: np.random.Generator) -> tuple[float, float, float]:
+def _policy_ctr(
+    config: ProjectConfig,
+    world: World,
+    predictor: Any,
+    champion: Any,
+    at: dt.datetime,
+    n_requests: int,
+    n_candidates: int,
+    rng: np.random.Generator,
+) -> tuple[float, float, float]:
     """A model-driven feed: per request, show the candidate the model scores highest.
 
     Returns the mean true click probability of the model's choice, of a random choice
@@ -283,28 +351,33 @@ def _policy_ctr(config: ProjectConfig, world: World, predictor: Any, champion: A
     """
     import pandas as pd
 
-    from loopml.features.training import latest_values
+    from loopml.features.pointintime import point_in_time
     from loopml.features.views import default_catalog
     from loopml.logs.eventlog import EventLog
 
     users = world.sample_users(n_requests, at, rng)
     cands = np.stack([world.candidates(n_candidates, rng) for _ in range(n_requests)])
-    rows = pd.DataFrame({"user_id": np.repeat(users, n_candidates), "item_id": cands.ravel()})
-    events = EventLog.from_config(config)
+    entities = pd.DataFrame(
+        {
+            "user_id": np.repeat(users, n_candidates).astype(str),
+            "item_id": cands.ravel().astype(str),
+            "ts": at,
+        }
+    )
     catalog = default_catalog()
-    for name, version in (champion.lineage.get("feature_views") or {}).items():
-        view = catalog.get(name, int(version))
-        ids = rows[view.entity].unique().tolist()
-        values = latest_values(events, view, as_of=at, entity_ids=ids)
-        values[view.entity] = values[view.entity].astype(str)
-        rows = rows.merge(values, on=view.entity, how="left")
+    views = [
+        catalog.get(name, int(version))
+        for name, version in (champion.lineage.get("feature_views") or {}).items()
+    ]
+    rows = point_in_time(EventLog.from_config(config), views, entities)
     rows["position"] = 0
     rows["hour"] = at.hour
     features = _features(champion)
     missing = [c for c in features if c not in rows.columns]
     if missing:
-        raise ValidationError(f"cannot build serving features {missing} for the feed replay",
-                              field="features")
+        raise ValidationError(
+            f"cannot build serving features {missing} for the feed replay", field="features"
+        )
     scores = predictor.predict(rows[features]).reshape(n_requests, n_candidates)
     chosen = cands[np.arange(n_requests), scores.argmax(axis=1)]
     best = world.best_items(users, cands, at)

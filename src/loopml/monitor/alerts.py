@@ -267,6 +267,9 @@ class AlertEngine:
             cols = [c for c in cols if c["column"] != prediction]
             if rule.columns:
                 cols = [c for c in cols if c["column"] in rule.columns]
+            else:  # trend columns drift by construction: alert only when named
+                unstable = set((report.get("meta") or {}).get("unstable", []))
+                cols = [c for c in cols if c["column"] not in unstable]
         hits = []
         for c in cols:
             value = _drift_value(rule.metric, c)

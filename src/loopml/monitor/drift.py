@@ -145,8 +145,15 @@ class DriftReport:
         return [c.column for c in self.columns if c.drifted]
 
     @property
+    def unstable(self) -> list[str]:
+        """Trend columns: they drift inside their own reference window, so their drift is
+        reported but left out of the share and of alerts."""
+        return list(self.meta.get("unstable", []))
+
+    @property
     def share(self) -> float:
-        tested = [c for c in self.columns if c.method != "none"]
+        skip = set(self.unstable)
+        tested = [c for c in self.columns if c.method != "none" and c.column not in skip]
         return len([c for c in tested if c.drifted]) / len(tested) if tested else 0.0
 
     @property
@@ -218,7 +225,10 @@ def compare(
             prediction = result
         else:
             results.append(result)
-    return DriftReport(results, prediction, profile.n_rows, summary.n_rows, config.drift_share)
+    meta = {"unstable": list(profile.meta.get("unstable", []))}
+    return DriftReport(
+        results, prediction, profile.n_rows, summary.n_rows, config.drift_share, meta
+    )
 
 
 def _column(
@@ -330,6 +340,34 @@ def _categorical_stats(col: CategoricalProfile, win: CategoricalSummary) -> tupl
         wd = stats.wasserstein(pos, col.counts, cur_pos, cur_w)
         values["wasserstein"] = wd / max(col.std, 0.001)
     return values, n_values
+
+
+def trend_columns(
+    reference: Any,
+    config: DriftConfig | None = None,
+    categorical: tuple[str, ...] = (),
+    output: str | None = None,
+) -> list[str]:
+    """Columns whose second half drifts from their first half, rows in time order.
+
+    A feature such as an item's age or a 7-day count during a log's warm-up changes
+    steadily, so every later window drifts from any reference: that is its nature,
+    not news. Found here once, they are reported but not alerted on.
+
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> frame = pd.DataFrame({"age_days": np.linspace(0, 30, 4000), "x": rng.normal(size=4000)})
+    >>> trend_columns(frame)
+    ['age_days']
+    """
+    from loopml.monitor.profile import build_profile
+
+    if not hasattr(reference, "iloc") or len(reference) < 200:
+        return []
+    half = len(reference) // 2
+    first = build_profile(reference.iloc[:half], categorical=categorical, output=output)
+    report = check_drift(first, reference.iloc[half:], config)
+    return report.drifted
 
 
 def with_config(config: DriftConfig, **changes: Any) -> DriftConfig:

@@ -138,20 +138,27 @@ class Monitor:
         *,
         output: str | None = OUTPUT,
         categorical: tuple[str, ...] = (),
+        find_trends: bool = True,
     ) -> ReferenceProfile:
         """Profile the reference rows of a model version once and store the profile.
 
         ``reference`` holds the model's input features (its training data by default)
         and, for prediction drift, the model's output on them in column ``output``.
+        With ``find_trends`` (rows in time order), columns that drift inside the
+        reference itself are recorded as trends: reported, not alerted on.
         """
         from loopml.monitor.columns import column_names
+        from loopml.monitor.drift import trend_columns
 
         out = output if output is not None and output in column_names(reference) else None
+        trends = (
+            trend_columns(reference, self.settings.drift, categorical, out) if find_trends else []
+        )
         profile = build_profile(
             reference,
             categorical=categorical,
             output=out,
-            meta={"model": model, "version": int(version)},
+            meta={"model": model, "version": int(version), "unstable": trends},
         )
         self.store.save_profile(model, version, profile)
         return profile

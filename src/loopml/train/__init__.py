@@ -24,9 +24,11 @@ _EXPORTS: dict[str, str] = {
     "correct_probability": "loopml.train.datasets",
     "evaluate": "loopml.train.metrics",
     "leaderboard": "loopml.train.trainer",
+    "make_estimator": "loopml.train.recipes",
     "negative_downsample": "loopml.train.datasets",
     "time_split": "loopml.train.datasets",
     "train": "loopml.train.trainer",
+    "train_table": "loopml.train.recipes",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,7 +8,7 @@ probabilities stay calibrated on the real traffic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,12 +24,17 @@ WEIGHT_COLUMN = "weight"
 
 @dataclass(frozen=True)
 class Splits:
-    """Train, validation and test frames, in time order, plus the time range of each."""
+    """Train, validation and test frames, in time order, plus the time range of each.
+
+    ``source`` keeps what the frame's builder recorded about it (``frame.attrs["loopml"]``:
+    feature view versions, label window), so lineage survives the split.
+    """
 
     train: pd.DataFrame
     valid: pd.DataFrame
     test: pd.DataFrame
     ts_col: str = "ts"
+    source: dict[str, Any] = field(default_factory=dict)
 
     def ranges(self) -> dict[str, dict[str, str | None]]:
         """``{"train": {"start": iso, "end": iso}, ...}`` for lineage records."""
@@ -100,7 +105,8 @@ def time_split(
             f"{ts.min().isoformat()} to {ts.max().isoformat()}); lower valid_days/test_days",
             field="valid_days",
         )
-    return Splits(train, valid, test, ts_col)
+    source = dict(frame.attrs.get("loopml", {}) or {})
+    return Splits(train, valid, test, ts_col, source)
 
 
 def negative_downsample(

@@ -131,6 +131,8 @@ def train(
         raise ValidationError(f"unknown task {task!r}; use one of {TASKS}", field="task")
     features = _check_columns(splits, features, label)
     user_lineage = dict(lineage or {})
+    if "feature_views" not in user_lineage and splits.source.get("views"):
+        user_lineage["feature_views"] = dict(splits.source["views"])
     with ExitStack() as stack:
         run = None
         if tracker is not None:
@@ -153,6 +155,7 @@ def train(
             "params": record_params,
             "feature_views": user_lineage.get("feature_views", {}),
             "parent_version": user_lineage.get("parent_version"),
+            "source": splits.source,
         }
         if run is not None:
             run.log_params(record_params)

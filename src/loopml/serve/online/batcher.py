@@ -15,6 +15,10 @@ Two execution modes, chosen per model from its measured speed:
   accepting, and -- when the last batch held several requests, i.e. under load --
   the next batch lingers up to ``max_wait_s`` to grow. A lone request never lingers.
 
+A model whose batch call costs about as much per row as its single-row call (e.g.
+LightGBM's fast single-row path) gains nothing from waiting for company, so with
+``coalesce=False`` an inline model predicts each request at once, skipping the queue.
+
 A request with more rows than ``max_batch_size`` is already a batch: it runs alone in
 a thread so a big upload never blocks the loop. The queue is bounded in rows: past
 ``max_queue_rows`` the caller gets :class:`OverloadedError` at once (the data plane
@@ -63,10 +67,12 @@ class Batcher:
         inline: bool = True,
         executor: Executor | None = None,
         on_batch: Callable[[int], None] | None = None,
-        inline_limit_s: float = 0.005,
+        inline_limit_s: float = 0.05,
+        coalesce: bool = True,
     ) -> None:
         self.predict = predict
         self.inline_limit_s = inline_limit_s
+        self.coalesce = coalesce
         self.max_batch_size = max(1, int(max_batch_size))
         self.max_wait_s = max(0.0, float(max_wait_s))
         self.max_queue_rows = max(self.max_batch_size, int(max_queue_rows))
@@ -86,6 +92,8 @@ class Batcher:
 
     async def submit(self, columns: Columns, n: int, timeout_s: float | None = None) -> np.ndarray:
         """Predict ``n`` rows; resolves with exactly this caller's rows."""
+        if self.inline and not self.coalesce and not self._pending:
+            return self._now(columns, n)
         loop = asyncio.get_running_loop()
         if n > self.max_batch_size:
             fut = loop.run_in_executor(self.executor, self.predict, columns)
@@ -111,6 +119,18 @@ class Batcher:
         if timeout_s and not self.inline:
             return await asyncio.wait_for(fut, timeout_s)
         return await fut
+
+    def _now(self, columns: Columns, n: int) -> np.ndarray:
+        """Predict at once on the loop (models that gain nothing from batching)."""
+        self.batches += 1
+        if self.on_batch is not None:
+            self.on_batch(n)
+        start = time.perf_counter()
+        try:
+            return _checked(self.predict(columns), n)
+        finally:
+            if time.perf_counter() - start > self.inline_limit_s:
+                self.inline = False
 
     # -- flushing --------------------------------------------------------------------------
     def _flush_now(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -156,7 +156,13 @@ class LoadedModel:
             "task": self.task,
             "inputs": self.signature.names,
             "outputs": [o["name"] for o in self.output_specs()],
-            "mode": "inline" if self.batcher.inline else "thread",
+            "mode": (
+                "thread"
+                if not self.batcher.inline
+                else "inline-batched"
+                if self.batcher.coalesce
+                else "inline-direct"
+            ),
             "warm_ms": round(self.warm_ms, 3),
             "breaker": self.breaker.state,
             "settings": {
@@ -185,8 +191,9 @@ def build(
     batch_size = settings.max_batch_size or max_batch_size
     predict = _validated_predict(predictor)
     one = _warm_seconds(predict, predictor.signature, 1)
-    if one is not None:
-        _warm_seconds(predict, predictor.signature, min(batch_size, 8))  # warm batch paths too
+    eight = _warm_seconds(predict, predictor.signature, 8) if one is not None else None
+    # batching pays when 8 rows in one call cost less than half of 8 single calls
+    coalesce = one is None or eight is None or eight < 4.0 * one
     batcher = Batcher(
         predict,
         max_batch_size=batch_size,
@@ -197,6 +204,7 @@ def build(
         executor=executor,
         on_batch=on_batch,
         inline_limit_s=INLINE_LIMIT_S,
+        coalesce=coalesce,
     )
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s)
     return LoadedModel(
@@ -252,6 +260,8 @@ def _validated_predict(predictor: Any) -> Any:
             return batch_fn(columns)
         # a lone row takes the flavour's single-row path (e.g. LightGBM's fast C entry)
         out = predict_one({k: v.tolist()[0] for k, v in columns.items()})
+        if isinstance(out, float):
+            return np.array([out])
         return np.asarray(out, dtype=np.float64).reshape((1, -1) if np.ndim(out) else (1,))
 
     return predict

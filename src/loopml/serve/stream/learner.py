@@ -42,6 +42,13 @@ class OnlineLearner:
         1 learns event by event. Above 1, each consumed chunk is predicted at once and
         labels are learnt ``mini_batch`` at a time with ``learn_many`` (faster; the model
         then moves in steps).
+    trace:
+        Keep ``(id, arrival ts, x, y, p)`` of every scored example in ``trace_`` (for
+        comparisons and plots; memory grows with the stream).
+    learn_after:
+        Examples and labels at or before this event time (epoch seconds) are skipped: a
+        speed layer warm-started from a batch model trained up to then must not learn
+        them again.
 
     Examples
     --------

@@ -61,16 +61,16 @@ class StreamRunner:
         self.consumer = consumer or settings.name
         self.state = checkpoints.load()
         if self.state is None:
-            model: Any = settings.model
             parent = None
             if warm_start is not None:
-                model, parent = warm_start
-            learner = OnlineLearner(
-                model,
-                label_window_s=settings.label_window_s,
-                mini_batch=settings.mini_batch,
-                model_params=dict(settings.model_params) if isinstance(model, str) else None,
-            )
+                learner, parent = warm_start
+            else:
+                learner = OnlineLearner(
+                    settings.model,
+                    label_window_s=settings.label_window_s,
+                    mini_batch=settings.mini_batch,
+                    model_params=dict(settings.model_params),
+                )
             self.state = Checkpoint(learner, parent_version=parent, settings=settings.to_dict())
         self.report = RunReport()
         self._unacked: list[Message] = []
@@ -275,7 +275,8 @@ def open_runner(
     """A runner on the project's queue, artifact store and registry.
 
     ``warm_start`` names a registry version of ``settings.name`` (number or alias), e.g.
-    the batch layer's model, that a learner with no checkpoint yet continues from.
+    the batch layer's model, that a learner with no checkpoint yet continues from; it
+    skips events at or before that model's horizon.
     """
     from loopml.storage.queues import open_queue
 
@@ -290,9 +291,11 @@ def open_runner(
         registry = Registry.from_config(cfg)
         if warm_start is not None and checkpoints.load() is None:
             from loopml.predict.flavours import load_model
+            from loopml.serve.stream.layers import warm_start_state
 
             mv, data = registry.fetch(settings.name, warm_start)
-            start = (load_model(data, mv.flavour, sha256=mv.sha256), mv.version)
+            model = load_model(data, mv.flavour, sha256=mv.sha256)
+            start = (warm_start_state(cfg, mv, model, settings), mv.version)
     return StreamRunner(
         queue, checkpoints, settings, registry if with_registry else None, start, consumer
     )
