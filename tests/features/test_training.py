@@ -16,8 +16,14 @@ VIEWS = list(default_catalog())
 
 
 def _imp(event_id, minutes, device=None):
-    row = {"event_id": event_id, "ts": T + pd.Timedelta(minutes=minutes), "request_id": "r",
-           "user_id": "u1", "item_id": "x1", "position": 2}
+    row = {
+        "event_id": event_id,
+        "ts": T + pd.Timedelta(minutes=minutes),
+        "request_id": "r",
+        "user_id": "u1",
+        "item_id": "x1",
+        "position": 2,
+    }
     if device:
         row["device"] = device
     else:
@@ -26,23 +32,37 @@ def _imp(event_id, minutes, device=None):
 
 
 def _click(event_id, impression_id, minutes):
-    return {"event_id": event_id, "ts": T + pd.Timedelta(minutes=minutes),
-            "impression_id": impression_id, "user_id": "u1", "item_id": "x1"}
+    return {
+        "event_id": event_id,
+        "ts": T + pd.Timedelta(minutes=minutes),
+        "impression_id": impression_id,
+        "user_id": "u1",
+        "item_id": "x1",
+    }
 
 
 @pytest.fixture
 def small_log(tmp_path):
     log = EventLog(str(tmp_path / "events"))
-    log.append("impression", [
-        _imp("a", 0), _imp("b", 10), _imp("c", 20, device="ios"), _imp("d", 30, device="web"),
-        _imp("e", 24 * 60),
-    ])
-    log.append("click", [
-        _click("k-a", "a", 59),  # within 1h of a
-        _click("k-b", "b", 10 + 61),  # too late for b
-        _click("k-c", "c", 19),  # before c was shown: not a label
-        _click("k-d", "d", 30),  # at the same instant: counts
-    ])
+    log.append(
+        "impression",
+        [
+            _imp("a", 0),
+            _imp("b", 10),
+            _imp("c", 20, device="ios"),
+            _imp("d", 30, device="web"),
+            _imp("e", 24 * 60),
+        ],
+    )
+    log.append(
+        "click",
+        [
+            _click("k-a", "a", 59),  # within 1h of a
+            _click("k-b", "b", 10 + 61),  # too late for b
+            _click("k-c", "c", 19),  # before c was shown: not a label
+            _click("k-d", "d", 30),  # at the same instant: counts
+        ],
+    )
     return log
 
 
@@ -56,8 +76,12 @@ def test_rows_columns_labels_and_lineage(small_log):
     assert frame["position"].tolist() == [2, 2, 2, 2]
     assert str(frame["ts"].dtype) == "datetime64[us, UTC]"
     meta = frame.attrs["loopml"]
-    assert meta["views"] == {"user_activity": 1, "item_popularity": 1, "user_profile": 1,
-                             "item_profile": 1}
+    assert meta["views"] == {
+        "user_activity": 1,
+        "item_popularity": 1,
+        "user_profile": 1,
+        "item_profile": 1,
+    }
     assert meta["start"] == "2026-01-10T12:00:00+00:00" and meta["label_window"] == "1h"
     assert meta["rows"] == 4 and meta["positive_rate"] == 0.5
     # features see earlier impressions of the same user only
@@ -67,12 +91,19 @@ def test_rows_columns_labels_and_lineage(small_log):
 
 
 def test_longer_label_window_and_conversion_labels(small_log):
-    frame = build_training_set(small_log, VIEWS[:1], start=T, end=T + pd.Timedelta(hours=1),
-                               label_window="2h")
+    frame = build_training_set(
+        small_log, VIEWS[:1], start=T, end=T + pd.Timedelta(hours=1), label_window="2h"
+    )
     assert frame["label"].tolist() == [1, 1, 0, 1]
     small_log.append("conversion", [{**_click("v-a", "a", 600), "value": 9.5}])
-    conv = build_training_set(small_log, VIEWS[:1], start=T, end=T + pd.Timedelta(hours=1),
-                              label="conversion", label_window="1d")
+    conv = build_training_set(
+        small_log,
+        VIEWS[:1],
+        start=T,
+        end=T + pd.Timedelta(hours=1),
+        label="conversion",
+        label_window="1d",
+    )
     assert conv["label"].tolist() == [1, 0, 0, 0]
 
 
@@ -86,8 +117,9 @@ def test_bad_arguments_are_refused_with_the_fix(small_log):
     with pytest.raises(ValidationError, match="listed twice"):
         build_training_set(small_log, [VIEWS[0], VIEWS[0]], start=T, end=T + pd.Timedelta(hours=1))
     with pytest.raises(ValidationError, match="label_window"):
-        build_training_set(small_log, VIEWS, start=T, end=T + pd.Timedelta(hours=1),
-                           label_window="soon")
+        build_training_set(
+            small_log, VIEWS, start=T, end=T + pd.Timedelta(hours=1), label_window="soon"
+        )
 
 
 def test_an_empty_range_gives_an_empty_frame_with_all_columns(small_log):
@@ -107,8 +139,13 @@ def test_end_to_end_on_the_simulated_world(tmp_path):
         result = log.append(kind, frame)
         assert (result.accepted, result.rejected) == (len(frame), 0), kind
     start = pd.Timestamp(cfg.start, tz="UTC")
-    frame = build_training_set(log, VIEWS, start=start + pd.Timedelta(days=1),
-                               end=start + pd.Timedelta(days=9), progress=True)
+    frame = build_training_set(
+        log,
+        VIEWS,
+        start=start + pd.Timedelta(days=1),
+        end=start + pd.Timedelta(days=9),
+        progress=True,
+    )
     imps = logs["impression"]
     in_range = imps[imps["ts"] >= start + pd.Timedelta(days=1)]
     assert len(frame) == len(in_range)

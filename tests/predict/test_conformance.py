@@ -72,6 +72,22 @@ def test_multiclass_model_passes_too(tmp_path: Path):
         )
 
 
+def test_regression_models_pass_too(tmp_path: Path):
+    from sklearn.linear_model import LinearRegression
+
+    clicks = make_clicks(1500, seed=4)
+    splits = time_split(clicks, valid_days=3, test_days=3)
+    registry = Registry(f"sqlite:///{tmp_path}/meta.db", str(tmp_path / "artifacts"))
+    for est in (LinearRegression(), lgb.LGBMRegressor(n_estimators=10, n_jobs=1, verbose=-1)):
+        result = train(
+            est, splits, features=FEATURES, label="p_true", task="regression", name="ptrue"
+        )
+        mv = result.register(registry)
+        check_predictor(
+            lambda v=mv.version: load_predictor(registry, "ptrue", v), splits.test.head(40)
+        )
+
+
 class _Noisy(Predictor):
     """Broken on purpose: predictions depend on a random draw."""
 

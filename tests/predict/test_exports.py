@@ -44,9 +44,11 @@ def test_public_names_are_pinned_and_resolve():
         "correct_probability",
         "evaluate",
         "leaderboard",
+        "make_estimator",
         "negative_downsample",
         "time_split",
         "train",
+        "train_table",
     ]
     for package in (loopml.predict, loopml.registry, loopml.train):
         for name in package.__all__:

@@ -128,3 +128,14 @@ def test_lifecycle_and_mismatches_are_explained(clicks):
     custom.fit(clicks[["user_ctr"]], clicks.p_true)
     with pytest.raises(ValidationError, match="custom objective"):
         LightGBMPredictor(custom, Signature.infer(clicks[["user_ctr"]], task="regression"))
+
+
+def test_a_given_signature_without_categories_is_completed_at_fit(clicks):
+    sig = Signature.infer(clicks[FEATURES], classes=(0, 1))  # categories not recorded
+    est = lgb.LGBMClassifier(n_estimators=10, n_jobs=1, verbose=-1)
+    model = FrameModel(est, signature=sig).fit(clicks[FEATURES], clicks.clicked)
+    device = model.signature_.inputs[FEATURES.index("device")]
+    assert device.categories == ("android", "ios", "web")
+    p = LightGBMPredictor(model, model.signature_).load()
+    want = model.predict_proba(clicks[FEATURES].head(50))[:, 1]
+    assert np.abs(p.predict(clicks.head(50)) - want).max() < 1e-9

@@ -1,4 +1,4 @@
-"""skl2onnx converters for the three helper transformers of :mod:`loopml.features.transforms`.
+"""skl2onnx converters for the helper transformers of :mod:`loopml.features.transforms`.
 
 skl2onnx converts scikit-learn's own transformers, but not ``FunctionTransformer(np.log1p)``,
 not ``MissingIndicator`` and not a string imputer for NaN. Call
@@ -17,37 +17,50 @@ _REGISTERED = False
 
 
 def register_onnx_converters() -> None:
-    """Teach skl2onnx Log1pScaler, MissingFlags and CategoryImputer (safe to call again)."""
+    """Teach skl2onnx the helper transformers of ``make_preprocessor`` (safe to call again)."""
     global _REGISTERED
     if _REGISTERED:
         return
     from skl2onnx import update_registered_converter
-    from skl2onnx.shape_calculators.function_transformer import (
-        calculate_sklearn_function_transformer_output_shapes,
-    )
-    from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+    from skl2onnx.operator_converters.feature_hasher import convert_sklearn_feature_hasher
+    from skl2onnx.shape_calculators.feature_hasher import calculate_sklearn_feature_hasher
 
-    from loopml.features.transforms import CategoryImputer, Log1pScaler, MissingFlags
+    from loopml.features.transforms import CategoryImputer, HashEncoder, Log1pScaler, MissingFlags
+
+    update_registered_converter(
+        HashEncoder,
+        "LoopmlHashEncoder",
+        calculate_sklearn_feature_hasher,
+        convert_sklearn_feature_hasher,
+        options={"separator": None},
+    )
 
     update_registered_converter(
         Log1pScaler,
         "LoopmlLog1pScaler",
-        calculate_sklearn_function_transformer_output_shapes,
+        _same_shape,
         _convert_log1p,
     )
     update_registered_converter(
         MissingFlags,
         "LoopmlMissingFlags",
-        calculate_sklearn_function_transformer_output_shapes,
+        _same_shape,
         _convert_missing_flags,
     )
     update_registered_converter(
         CategoryImputer,
         "LoopmlCategoryImputer",
-        calculate_sklearn_imputer_output_shapes,
+        _same_shape,
         _convert_category_imputer,
     )
     _REGISTERED = True
+
+
+def _same_shape(operator: Any) -> None:
+    """Element-wise transformers: as many columns out as in, of the input's type."""
+    first = operator.inputs[0]
+    width = sum(v.get_second_dimension() or 0 for v in operator.inputs) or None
+    operator.outputs[0].type = first.type.__class__([first.get_first_dimension(), width])
 
 
 def _dtype(variable: Any) -> Any:

@@ -5,16 +5,17 @@ Everything stays a plain scikit-learn ``ColumnTransformer`` so it pickles, clone
 converts to ONNX with skl2onnx (the edge bundle needs that). Three small helpers fill
 gaps in skl2onnx and carry their converters in :mod:`loopml.features.onnx_export`:
 :class:`Log1pScaler` (``FunctionTransformer(np.log1p)``), :class:`MissingFlags` (a
-0/1 missing indicator per numeric column) and :class:`CategoryImputer` (missing
-categories become the category ``"__missing__"``; in ONNX send them as ``""``).
+0/1 missing indicator per numeric column), :class:`CategoryImputer` (missing
+categories become the category ``"__missing__"``; in ONNX send them as ``""``) and
+:class:`HashEncoder` (``FeatureHasher`` with output names).
 
 >>> import pandas as pd
 >>> pre = make_preprocessor(["clicks"], ["country"], scaling="log", encoding="onehot")
 >>> frame = pd.DataFrame({"clicks": [0.0, 3.0, None], "country": ["KR", None, "KR"]})
->>> pre.fit_transform(frame).round(3).tolist()
-[[0.0, 0.0, 1.0, 0.0], [1.386, 0.0, 0.0, 1.0], [0.693, 1.0, 1.0, 0.0]]
+>>> pre.fit_transform(frame).round(3).tolist()  # the missing click -> median 1.5
+[[0.0, 0.0, 1.0, 0.0], [1.386, 0.0, 0.0, 1.0], [0.916, 1.0, 1.0, 0.0]]
 >>> list(pre.get_feature_names_out())
-['num__clicks', 'missing__missingindicator_clicks', 'cat__country_KR', 'cat__country___missing__']
+['num__clicks', 'missing__clicks', 'cat__country_KR', 'cat__country___missing__']
 """
 
 from __future__ import annotations
@@ -67,6 +68,19 @@ class MissingFlags(MissingIndicator):
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:  # noqa: N803
         return self.fit(X, y).transform(X)
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        """One flag per input column, named after it (``missing__clicks``)."""
+        names = input_features if input_features is not None else self.feature_names_in_
+        return np.asarray(list(names), dtype=object)
+
+
+class HashEncoder(FeatureHasher):
+    """``FeatureHasher`` over one categorical column, with named outputs (``country_0``...)."""
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        prefix = str(input_features[0]) if input_features is not None else "hash"
+        return np.asarray([f"{prefix}_{i}" for i in range(self.n_features)], dtype=object)
 
 
 class CategoryImputer(SimpleImputer):
@@ -169,7 +183,7 @@ def make_preprocessor(
         parts.append(("missing", MissingFlags(), numeric))
     if categorical and encoding == "hash":
         for column in categorical:
-            hasher = FeatureHasher(n_features=hash_features, input_type="string")
+            hasher = HashEncoder(n_features=hash_features, input_type="string")
             steps = [("impute", CategoryImputer()), ("hash", hasher)]
             parts.append((f"hash_{column}", Pipeline(steps), [column]))
     elif categorical:

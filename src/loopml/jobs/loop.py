@@ -327,8 +327,12 @@ def _ensure_profile(config: ProjectConfig, monitor: Any, champion: Any, predicto
             "profile it with Monitor.profile(model, version, reference_frame)",
             field="lineage",
         )
-    start_ts, end_ts = to_utc(start), to_utc(end) + dt.timedelta(seconds=1)
-    start_ts = max(start_ts, end_ts - dt.timedelta(days=3))  # a recent sample is enough
+    # the last two or four whole days: enough rows, and halves that split daily cycles evenly
+    end_ts = (to_utc(end) + dt.timedelta(seconds=1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    span = 4 if end_ts - to_utc(start) >= dt.timedelta(days=4) else 2
+    start_ts = end_ts - dt.timedelta(days=span)
     reference = default_dataset(config, start_ts, end_ts, dict(lineage))
     reference["prediction"] = predictor.predict(reference[_features(champion)])
     monitor.profile(champion.name, champion.version, _monitored(reference, champion))

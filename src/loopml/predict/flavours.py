@@ -3,9 +3,9 @@
 The registry stores bytes and a flavour name; this module turns them back into a
 :class:`~loopml.predict.predictor.Predictor`. The mapping below is explicit and
 lazy (a module path per flavour), so importing loopml never imports LightGBM or
-ONNX Runtime, and adding a flavour is one line::
+ONNX Runtime, and adding a flavour is one line in :data:`FLAVOURS`::
 
-    FLAVOURS["onnx"] = "loopml.predict.onnx:FLAVOUR"
+    "onnx": "loopml.predict.onnx:FLAVOUR",
 
 Bytes are only ever deserialised after their sha256 matched the registry record.
 """

@@ -8,18 +8,18 @@ The registry never unpickles anything: it stores and returns verified bytes, and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
-from loopml.core.clock import to_utc, utcnow
+from loopml.core.clock import utcnow
 from loopml.core.config import ProjectConfig
 from loopml.core.errors import NotFoundError, ValidationError, did_you_mean
 from loopml.core.names import check_name
 from loopml.core.signature import Signature
 from loopml.registry import aliases as _aliases
+from loopml.registry import rows
 from loopml.registry import tables as t
 from loopml.registry.records import (
     LATEST,
@@ -101,10 +101,10 @@ class Registry:
         """
         check_name(name, "model name")
         check_name(flavour, "flavour")
-        data = _as_bytes(artifact, "artifact")
-        sig = _as_signature(signature)
+        data = rows.as_bytes(artifact, "artifact")
+        sig = rows.as_signature(signature)
         extra = {
-            check_name(k, "file name"): _as_bytes(v, f"files[{k!r}]")
+            check_name(k, "file name"): rows.as_bytes(v, f"files[{k!r}]")
             for k, v in (files or {}).items()
         }
         if MODEL_FILE in extra:
@@ -112,16 +112,16 @@ class Registry:
                 f"file name {MODEL_FILE!r} is reserved for the main artifact; rename it",
                 field="files",
             )
-        tag_map = _as_tags(tags)
+        tag_map = rows.as_tags(tags)
         row = {
             "name": name,
             "flavour": flavour,
-            "signature": _dumps(sig.to_dict(), "signature"),
-            "metrics": _dumps(dict(metrics or {}), "metrics"),
-            "lineage": _dumps(dict(lineage or {}), "lineage"),
+            "signature": rows.dumps(sig.to_dict(), "signature"),
+            "metrics": rows.dumps(dict(metrics or {}), "metrics"),
+            "lineage": rows.dumps(dict(lineage or {}), "lineage"),
             "run_id": run_id,
             "description": str(description),
-            "tags": _dumps(tag_map, "tags"),
+            "tags": rows.dumps(tag_map, "tags"),
         }
         self._ensure_model(name)
         now = utcnow()
@@ -146,10 +146,10 @@ class Registry:
                 artifact_key=key,
                 sha256=digest,
                 created_at=now,
-                files=_dumps(file_digests, "files"),
+                files=rows.dumps(file_digests, "files"),
             )
             conn.execute(sa.insert(t.versions).values(**row))
-        return _to_version(row)
+        return rows.to_version(row)
 
     def _ensure_model(self, name: str) -> None:
         with self.engine.connect() as conn:
@@ -182,7 +182,7 @@ class Registry:
                 .mappings()
                 .one()
             )
-        return _to_version(dict(row))
+        return rows.to_version(dict(row))
 
     def resolve(self, name: str, alias: int | str) -> int:
         """The version number an alias (or any ref) points at now: one indexed query.
@@ -234,7 +234,7 @@ class Registry:
                 .where(t.versions.c.name == name)
                 .order_by(t.versions.c.version)
             ).mappings()
-            return [_to_version(dict(r)) for r in rows]
+            return [rows.to_version(dict(r)) for r in rows]
 
     # -- aliases -------------------------------------------------------------------------
     def set_alias(
@@ -311,9 +311,9 @@ class Registry:
             ).scalar()
             if found is None:
                 self._require_model(conn, name)
-                numbers = _version_numbers(conn, name)
+                numbers = rows.version_numbers(conn, name)
                 raise NotFoundError(
-                    f"model {name} has no version {ref}; {_list_versions(numbers)}",
+                    f"model {name} has no version {ref}; {rows.list_versions(numbers)}",
                     model=name,
                     version=ref,
                     available=numbers,
@@ -360,96 +360,3 @@ class Registry:
         )
         if done.rowcount == 0:
             self._require_model(conn, name)
-
-
-# -- helpers -------------------------------------------------------------------------------
-def _version_numbers(conn: sa.Connection, name: str) -> list[int]:
-    return [
-        int(v)
-        for v in conn.execute(
-            sa.select(t.versions.c.version)
-            .where(t.versions.c.name == name)
-            .order_by(t.versions.c.version)
-        ).scalars()
-    ]
-
-
-def _list_versions(numbers: list[int]) -> str:
-    if not numbers:
-        return "it has no versions yet"
-    if len(numbers) > 12:
-        shown = ", ".join(map(str, numbers[:3])) + ", ..., " + ", ".join(map(str, numbers[-3:]))
-        return f"{shown} exist ({len(numbers)} versions)"
-    return f"{', '.join(map(str, numbers))} exist"
-
-
-def _as_bytes(value: Any, field: str) -> bytes:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    raise ValidationError(
-        f"{field} must be bytes, got {type(value).__name__}; serialise the model first, "
-        "e.g. loopml.predict.save_model(model, flavour)",
-        field=field,
-    )
-
-
-def _as_signature(value: Signature | Mapping[str, Any]) -> Signature:
-    if isinstance(value, Signature):
-        return value
-    if isinstance(value, Mapping):
-        return Signature.from_dict(value)
-    raise ValidationError(
-        f"signature must be a Signature or its dict form, got {type(value).__name__}",
-        field="signature",
-    )
-
-
-def _as_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in (tags or {}).items():
-        if not isinstance(key, str) or not isinstance(value, str | int | float | bool):
-            raise ValidationError(
-                f"tags must map strings to strings, got {key!r}: {value!r}", field="tags"
-            )
-        out[key] = str(value)
-    return out
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
-
-
-def _dumps(value: Any, field: str) -> str:
-    try:
-        return json.dumps(value, default=_json_default, sort_keys=True, allow_nan=True)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"{field} must be JSON-serialisable (numbers, strings, lists, dicts); "
-            f"got a value of type {exc}",
-            field=field,
-        ) from None
-
-
-def _to_version(row: Mapping[str, Any]) -> ModelVersion:
-    created = row.get("created_at")
-    return ModelVersion(
-        name=row["name"],
-        version=int(row["version"]),
-        flavour=row["flavour"],
-        artifact_key=row["artifact_key"],
-        sha256=row["sha256"],
-        signature=Signature.from_dict(json.loads(row["signature"])),
-        metrics=json.loads(row["metrics"]),
-        lineage=json.loads(row["lineage"]),
-        run_id=row.get("run_id"),
-        created_at=to_utc(created) if created is not None else None,
-        description=row.get("description") or "",
-        tags=json.loads(row["tags"]),
-        files=json.loads(row["files"]),
-    )

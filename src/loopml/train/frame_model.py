@@ -121,6 +121,8 @@ class FrameModel(BaseEstimator):
             )
         sig = self.signature or infer_signature(X[[str(c) for c in X.columns]], task)
         self.categorical_ = "category" if wants_category_dtype(self.estimator) else "object"
+        if self.categorical_ == "category":
+            sig = _record_categories(sig, X)
         prepared = columns_to_frame(sig, sig.validate(X), self.categorical_)
         numbers = [c.name for c in sig.inputs if c.kind != "category"]
         has_missing = bool(numbers) and bool(prepared[numbers].isna().to_numpy().any())
@@ -188,6 +190,19 @@ class FrameModel(BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _record_categories(sig: Signature, X: Any) -> Signature:
+    """Fill in training categories the given signature left open (native learners need them)."""
+    import pandas as pd
+
+    inputs = []
+    for spec in sig.inputs:
+        if spec.kind == "category" and spec.categories is None and spec.name in X.columns:
+            values = pd.Series(X[spec.name]).dropna().astype(str).unique()
+            spec = dataclasses.replace(spec, categories=tuple(sorted(values)))
+        inputs.append(spec)
+    return dataclasses.replace(sig, inputs=tuple(inputs))
 
 
 def _plain(value: Any) -> Any:

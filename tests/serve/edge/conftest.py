@@ -76,9 +76,12 @@ def pipeline(final):  # noqa: ANN001, ANN201
     )
     device = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
     pre = ColumnTransformer(
-        [("num", numbers, list(NUMERIC)), ("country", country, ["country"]),
-         ("device", device, ["device"])]
-    )  # fmt: skip
+        [
+            ("num", numbers, list(NUMERIC)),
+            ("country", country, ["country"]),
+            ("device", device, ["device"]),
+        ]
+    )
     return Pipeline([("pre", pre), ("model", final)])
 
 
@@ -105,23 +108,30 @@ def edge_cfg(tmp_path_factory: pytest.TempPathFactory, world) -> ProjectConfig: 
     X, y = train[list(signature().names)], train["clicked"]
 
     pipe = pipeline(LogisticRegression(max_iter=500)).fit(X, y)
-    registry.register("ctr_pipe", save_model(pipe, "sklearn"), flavour="sklearn",
-                      signature=signature())  # fmt: skip
+    registry.register(
+        "ctr_pipe", save_model(pipe, "sklearn"), flavour="sklearn", signature=signature()
+    )
 
     gb = pipeline(GradientBoostingClassifier(n_estimators=60, max_depth=3, random_state=0))
-    registry.register("ctr_gb", save_model(gb.fit(X, y), "sklearn"), flavour="sklearn",
-                      signature=signature())  # fmt: skip
+    registry.register(
+        "ctr_gb", save_model(gb.fit(X, y), "sklearn"), flavour="sklearn", signature=signature()
+    )
 
     # LightGBM on pandas categories, trained on all clicks and 50% of non-clicks.
     keep = (y == 1) | (np.random.default_rng(3).random(len(y)) < 0.5)
     Xc = X[keep].copy()
     for col in ("country", "device"):
         Xc[col] = pd.Categorical(Xc[col], categories=COUNTRIES if col == "country" else DEVICES)
-    gbm = lgb.LGBMClassifier(n_estimators=120, num_leaves=15, learning_rate=0.05,
-                             random_state=0, verbose=-1, n_jobs=1).fit(Xc, y[keep])  # fmt: skip
+    gbm = lgb.LGBMClassifier(
+        n_estimators=120, num_leaves=15, learning_rate=0.05, random_state=0, verbose=-1, n_jobs=1
+    ).fit(Xc, y[keep])
     gbm.downsample_rate = 0.5
-    registry.register("ctr_gbm", save_model(gbm, "lightgbm"), flavour="lightgbm",
-                      signature=signature(categories=True))  # fmt: skip
+    registry.register(
+        "ctr_gbm",
+        save_model(gbm, "lightgbm"),
+        flavour="lightgbm",
+        signature=signature(categories=True),
+    )
 
     for name in ("ctr_pipe", "ctr_gb", "ctr_gbm"):
         registry.set_alias(name, "production", 1, actor="test", reason="first launch")

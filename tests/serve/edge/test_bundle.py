@@ -22,8 +22,9 @@ from loopml.serve.edge.loader import load_bundle
 @pytest.fixture(scope="module")
 def exported(edge_cfg, world, tmp_path_factory):  # noqa: ANN001, ANN201
     out = tmp_path_factory.mktemp("bundles") / "gbm"
-    export_edge(edge_cfg, "ctr_gbm@production", out, data=world["holdout"], label="clicked",
-                progress=False)  # fmt: skip
+    export_edge(
+        edge_cfg, "ctr_gbm@production", out, data=world["holdout"], label="clicked", progress=False
+    )
     return out
 
 
@@ -101,8 +102,13 @@ def test_bundle_runs_in_a_fresh_process_without_sklearn_or_lightgbm(edge_cfg, wo
     holdout = world["holdout"].iloc[:300].drop(columns="clicked")
     for col in ("age", "hour", "item_ctr", "position"):
         holdout[col] = holdout[col].astype(np.float32).astype(float)
-    rows = {c: [None if (isinstance(v, float) and np.isnan(v) and c in ("country", "device"))
-                else v for v in holdout[c].tolist()] for c in holdout.columns}  # fmt: skip
+    rows = {
+        c: [
+            None if (isinstance(v, float) and np.isnan(v) and c in ("country", "device")) else v
+            for v in holdout[c].tolist()
+        ]
+        for c in holdout.columns
+    }
     code = textwrap.dedent(
         """
         import json, sys
@@ -114,8 +120,14 @@ def test_bundle_runs_in_a_fresh_process_without_sklearn_or_lightgbm(edge_cfg, wo
         print(json.dumps({"p": p.tolist(), "heavy": heavy}))
         """
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(exported)], input=json.dumps(rows),
-                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(exported)],
+        input=json.dumps(rows),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     out = json.loads(proc.stdout)
     assert out["heavy"] == []
     native = load_predictor(Registry.from_config(edge_cfg), "ctr_gbm", "production")

@@ -55,8 +55,7 @@ def test_quantisation_applies_to_linear_layers_not_to_trees(teacher):
     native, _, original, frame, labels = teacher
     reason = comp.quantized(original, "int8", "x")
     assert isinstance(reason, str) and "TreeEnsembleClassifier" in reason
-    student = comp.distill("mlp", native.signature, frame.iloc[:1500], native.predict,
-                           "ctr_gbm", 1)  # fmt: skip
+    student = comp.distill("mlp", native.signature, frame.iloc[:1500], native.predict, "ctr_gbm", 1)
     q = comp.quantized(student.onnx, "student-mlp-int8", "x")
     ops = {n.op_type for n in onnx.load_from_string(q.onnx).graph.node}
     assert {"DynamicQuantizeLinear", "MatMulInteger"} & ops
@@ -68,8 +67,7 @@ def test_quantisation_applies_to_linear_layers_not_to_trees(teacher):
 @pytest.mark.parametrize("kind", ["gbm", "mlp"])
 def test_distilled_students_learn_the_teacher(teacher, kind):
     native, _, original, frame, labels = teacher
-    student = comp.distill(kind, native.signature, frame.iloc[:1500], native.predict,
-                           "ctr_gbm", 1)  # fmt: skip
+    student = comp.distill(kind, native.signature, frame.iloc[:1500], native.predict, "ctr_gbm", 1)
     rest = frame.iloc[1500:]
     p_student = OnnxPredictor(native.signature, student.onnx).load().predict(rest)
     assert np.abs(p_student - student.native(rest)).max() < 1e-4
@@ -87,11 +85,14 @@ def test_distillation_needs_a_transfer_set(teacher):
 
 def test_measure_scores_and_times_every_variant(teacher):
     native, model, original, frame, labels = teacher
-    variants = [comp.Variant("original", "none", "exact", original), *comp.prune(
-        model, native.signature, "ctr_gbm", 1)]  # fmt: skip
+    variants = [
+        comp.Variant("original", "none", "exact", original),
+        *comp.prune(model, native.signature, "ctr_gbm", 1),
+    ]
     ref = score("binary", labels, native.predict(frame))
-    rows = measure(variants, native.signature, frame, labels, ref, batch_rows=2000,
-                   single_repeats=20)  # fmt: skip
+    rows = measure(
+        variants, native.signature, frame, labels, ref, batch_rows=2000, single_repeats=20
+    )
     assert [r.name for r in rows] == ["original", "pruned-50", "pruned-25", "pruned-12.5"]
     assert rows[0].size_ratio == 1.0 and abs(rows[0].metric_loss) < 1e-3
     assert all(r.single_row_us > 0 and r.batch_rows_per_s > 0 for r in rows)
@@ -120,9 +121,16 @@ def test_parse_methods():
 
 def test_export_with_compression_ships_the_chosen_variant(edge_cfg, world, tmp_path):
     result = export_edge(
-        edge_cfg, "ctr_gbm@production", tmp_path / "b", data=world["holdout"], label="clicked",
-        compress="all", max_metric_loss=0.01, batch_rows=2000, progress=False,
-    )  # fmt: skip
+        edge_cfg,
+        "ctr_gbm@production",
+        tmp_path / "b",
+        data=world["holdout"],
+        label="clicked",
+        compress="all",
+        max_metric_loss=0.01,
+        batch_rows=2000,
+        progress=False,
+    )
     bundle = load_bundle(tmp_path / "b")
     names = {r.name for r in result.tradeoff}
     assert {"original", "pruned-50", "student-gbm", "student-mlp", "student-mlp-int8"} <= names
@@ -140,13 +148,20 @@ def test_export_with_compression_ships_the_chosen_variant(edge_cfg, world, tmp_p
     holdout = world["holdout"]
     p = bundle.predictor().predict(holdout)
     native = load_predictor(Registry.from_config(edge_cfg), "ctr_gbm", "production")
-    loss = score("binary", holdout.clicked, native.predict(holdout)).value - score(
-        "binary", holdout.clicked, p).value  # fmt: skip
+    loss = (
+        score("binary", holdout.clicked, native.predict(holdout)).value
+        - score("binary", holdout.clicked, p).value
+    )
     assert loss < 0.015
 
 
 def test_export_compression_needs_labels(edge_cfg, world, tmp_path):
     with pytest.raises(ValidationError, match="needs labels; pass --label COLUMN"):
-        export_edge(edge_cfg, "ctr_gbm@production", tmp_path / "b",
-                    data=world["holdout"].drop(columns="clicked"), compress="prune",
-                    progress=False)  # fmt: skip
+        export_edge(
+            edge_cfg,
+            "ctr_gbm@production",
+            tmp_path / "b",
+            data=world["holdout"].drop(columns="clicked"),
+            compress="prune",
+            progress=False,
+        )

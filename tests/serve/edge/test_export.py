@@ -21,9 +21,13 @@ def test_export_writes_a_bundle_that_predicts_like_the_registry_model(
 ):
     holdout = world["holdout"]
     result = export_edge(
-        edge_cfg, f"{model}@production", tmp_path / "b", data=holdout, label="clicked",
+        edge_cfg,
+        f"{model}@production",
+        tmp_path / "b",
+        data=holdout,
+        label="clicked",
         progress=False,
-    )  # fmt: skip
+    )
     bundle = load_bundle(tmp_path / "b")
     manifest = bundle.manifest
     assert manifest["model"]["name"] == model and manifest["model"]["version"] == 1
@@ -42,10 +46,15 @@ def test_export_writes_a_bundle_that_predicts_like_the_registry_model(
     # the bundle predicts what the registry's own model predicts
     native = load_predictor(Registry.from_config(edge_cfg), model, "production")
     rows = holdout.iloc[:500]
-    rows32 = rows.assign(**{c: rows[c].astype(np.float32).astype(float)
-                            for c in ("age", "hour", "item_ctr", "position")})  # fmt: skip
-    np.testing.assert_allclose(bundle.predictor().predict(rows32), native.predict(rows32),
-                               atol=1e-5)  # fmt: skip
+    rows32 = rows.assign(
+        **{
+            c: rows[c].astype(np.float32).astype(float)
+            for c in ("age", "hour", "item_ctr", "position")
+        }
+    )
+    np.testing.assert_allclose(
+        bundle.predictor().predict(rows32), native.predict(rows32), atol=1e-5
+    )
     # the inventory knows it, and its files were published to the artifact store
     record = BundleInventory.from_config(edge_cfg).get(bundle.sha256)
     assert (record.model_name, record.model_version, record.target) == (model, 1, "onnxruntime")
@@ -58,8 +67,14 @@ def test_export_writes_a_bundle_that_predicts_like_the_registry_model(
 
 
 def test_downsampled_lightgbm_is_corrected_inside_the_graph(edge_cfg, world, tmp_path):
-    export_edge(edge_cfg, "ctr_gbm@production", tmp_path / "b", data=world["holdout"],
-                label="clicked", progress=False)  # fmt: skip
+    export_edge(
+        edge_cfg,
+        "ctr_gbm@production",
+        tmp_path / "b",
+        data=world["holdout"],
+        label="clicked",
+        progress=False,
+    )
     predictor = load_bundle(tmp_path / "b").predictor()
     p = predictor.predict(world["holdout"].iloc[:2000])
     # trained on half the negatives: uncorrected, the mean would be far above the base rate
@@ -80,8 +95,15 @@ def test_export_refuses_an_existing_directory_unless_forced(edge_cfg, world, tmp
 
 def test_export_fails_when_parity_exceeds_the_tolerance(edge_cfg, world, tmp_path):
     with pytest.raises(ValidationError, match=r"parity check failed for ctr_gbm v1: max \|p_onnx"):
-        export_edge(edge_cfg, "ctr_gbm@production", tmp_path / "b", data=world["holdout"],
-                    label="clicked", tolerance=1e-12, progress=False)  # fmt: skip
+        export_edge(
+            edge_cfg,
+            "ctr_gbm@production",
+            tmp_path / "b",
+            data=world["holdout"],
+            label="clicked",
+            tolerance=1e-12,
+            progress=False,
+        )
     assert not (tmp_path / "b").exists()
     assert BundleInventory.from_config(edge_cfg).list("ctr_gbm", "strict") == []
 
@@ -90,21 +112,42 @@ def test_export_explains_missing_inputs(edge_cfg, world, tmp_path):
     with pytest.raises(NotFoundError, match="carries no held-out sample"):
         export_edge(edge_cfg, "ctr_pipe@production", tmp_path / "b", progress=False)
     with pytest.raises(ValidationError, match="label column 'click'.*did you mean 'clicked'"):
-        export_edge(edge_cfg, "ctr_pipe@production", tmp_path / "b", data=world["holdout"],
-                    label="click", progress=False)  # fmt: skip
+        export_edge(
+            edge_cfg,
+            "ctr_pipe@production",
+            tmp_path / "b",
+            data=world["holdout"],
+            label="click",
+            progress=False,
+        )
     with pytest.raises(NotFoundError, match="has no alias 'prod'"):
-        export_edge(edge_cfg, "ctr_pipe@prod", tmp_path / "b", data=world["holdout"],
-                    progress=False)  # fmt: skip
+        export_edge(
+            edge_cfg, "ctr_pipe@prod", tmp_path / "b", data=world["holdout"], progress=False
+        )
     with pytest.raises(ValidationError, match="--compress 'prun' is unknown; did you mean 'prune'"):
-        export_edge(edge_cfg, "ctr_pipe@production", tmp_path / "b", data=world["holdout"],
-                    label="clicked", compress="prun", progress=False)  # fmt: skip
+        export_edge(
+            edge_cfg,
+            "ctr_pipe@production",
+            tmp_path / "b",
+            data=world["holdout"],
+            label="clicked",
+            compress="prun",
+            progress=False,
+        )
 
 
 def test_export_reads_data_files(edge_cfg, world, tmp_path):
     path = tmp_path / "holdout.parquet"
     world["holdout"].to_parquet(path)
-    result = export_edge(edge_cfg, "ctr_pipe@1", tmp_path / "b", data=path, label="clicked",
-                         sample_rows=800, progress=False)  # fmt: skip
+    result = export_edge(
+        edge_cfg,
+        "ctr_pipe@1",
+        tmp_path / "b",
+        data=path,
+        label="clicked",
+        sample_rows=800,
+        progress=False,
+    )
     assert result.parity.rows == 800 and result.record.ref == "1"
     csv = tmp_path / "holdout.txt"
     csv.write_text("x")

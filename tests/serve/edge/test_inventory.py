@@ -9,8 +9,18 @@ from loopml.registry.bundles import BundleInventory, BundleRecord
 
 
 def _rec(n: int, version: int, target: str = "browser") -> BundleRecord:
-    return BundleRecord(f"{n:064x}", f"{n + 1000:064x}", "ctr", version, "production", target,
-                        "original", 1000 + n, f"edge/ctr/{n:064x}", {"n": n})  # fmt: skip
+    return BundleRecord(
+        f"{n:064x}",
+        f"{n + 1000:064x}",
+        "ctr",
+        version,
+        "production",
+        target,
+        "original",
+        1000 + n,
+        f"edge/ctr/{n:064x}",
+        {"n": n},
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

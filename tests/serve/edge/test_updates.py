@@ -35,18 +35,27 @@ def fleet(tmp_path_factory, world, kit):  # noqa: ANN001, ANN201
 
     def export(version: int) -> None:
         out = root / f"bundle-v{version}"
-        export_edge(cfg, "ctr@production", out, target="android", data=world["holdout"],
-                    label="clicked", sample_rows=500, progress=False)  # fmt: skip
+        export_edge(
+            cfg,
+            "ctr@production",
+            out,
+            target="android",
+            data=world["holdout"],
+            label="clicked",
+            sample_rows=500,
+            progress=False,
+        )
         bundles[version] = json.loads((out / "edge.json").read_text())["bundle_sha256"]
 
     def poll(key: str, sha: str | None) -> None:
         params = {"model": "ctr"} | ({"sha256": sha} if sha else {})
         answers[key] = client.get("/v1/edge/android/latest", params=params)
 
-    for version, c in ((1, 1.0), (2, 0.01)):
+    for c in (1.0, 0.01):
         model = pipeline(LogisticRegression(C=c, max_iter=500)).fit(X, y)
-        registry.register("ctr", save_model(model, "sklearn"), flavour="sklearn",
-                          signature=signature())  # fmt: skip
+        registry.register(
+            "ctr", save_model(model, "sklearn"), flavour="sklearn", signature=signature()
+        )
     registry.set_alias("ctr", "production", 1, actor="ana", reason="launch")
     export(1)
     poll("fresh", None)

@@ -7,6 +7,7 @@ import time
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 from loopml.core.errors import ValidationError
@@ -14,30 +15,35 @@ from loopml.serve.online.batcher import Batcher, OverloadedError, run_batch
 
 
 def test_concurrent_requests_each_get_their_own_answer(served):
+    """Many concurrent requests with distinct inputs, on a batched and a direct model."""
     rng = np.random.default_rng(7)
-    rows = rng.normal(size=(200, 4))
+    rows = rng.normal(size=(240, 4))
+    models = ["kind" if i % 2 else "ctr" for i in range(len(rows))]
 
     async def main() -> list[dict]:
         limits = httpx.Limits(max_connections=64)
         async with httpx.AsyncClient(base_url=served.url, limits=limits, timeout=30) as client:
 
-            async def one(row):
+            async def one(model, row):
                 body = {"features": {f"f{i}": float(v) for i, v in enumerate(row)}}
-                r = await client.post("/v1/models/ctr/predict", json=body)
+                r = await client.post(f"/v1/models/{model}/predict", json=body)
                 assert r.status_code == 200, r.text
                 return r.json()
 
-            return await asyncio.gather(*(one(r) for r in rows))
+            return await asyncio.gather(*(one(m, r) for m, r in zip(models, rows, strict=True)))
 
     answers = asyncio.run(main())
-    import pandas as pd
-
-    expected = served.ctr.predict_proba(pd.DataFrame(rows, columns=["f0", "f1", "f2", "f3"]))[:, 1]
-    np.testing.assert_allclose([a["prediction"] for a in answers], expected, rtol=1e-9)
+    frame = pd.DataFrame(rows, columns=["f0", "f1", "f2", "f3"])
+    ctr = served.ctr.predict_proba(frame)[:, 1]
+    kind = served.kind.predict_proba(frame)
+    for i, answer in enumerate(answers):
+        assert answer["model"] == models[i]
+        expected = kind[i] if models[i] == "kind" else ctr[i]
+        np.testing.assert_allclose(answer["prediction"], expected, rtol=1e-9)
     metrics = httpx.get(f"{served.url}/metrics").text
-    count = _metric(metrics, 'loopml_batch_rows_count{model="ctr"}')
-    total = _metric(metrics, 'loopml_batch_rows_sum{model="ctr"}')
-    assert total > count  # some model calls served several requests at once
+    count = _metric(metrics, 'loopml_batch_rows_count{model="kind"}')
+    total = _metric(metrics, 'loopml_batch_rows_sum{model="kind"}')
+    assert total > count  # some calls of the batched model served several requests at once
 
 
 def _metric(text: str, name: str) -> float:

@@ -25,6 +25,28 @@ def test_spec_is_served_and_lists_every_route(served):
     assert page.status_code == 200 and "/v2/health/ready" in page.text
 
 
+def _fuzz(strategy, base_url: str, label: str, seen: dict[str, int]):
+    """A bounded hypothesis run that calls the live server with each generated case."""
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=strategy)
+    def run(case) -> None:  # noqa: ANN001
+        response = case.call(base_url=base_url, timeout=20)
+        seen[label] = seen.get(label, 0) + 1
+        assert response.status_code < 500, (
+            f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
+        )
+        if response.status_code >= 400:
+            assert "error" in response.json()
+
+    return run
+
+
 def test_fuzzing_the_openapi_spec_finds_no_server_error(served):
     from schemathesis import GenerationMode
 
@@ -36,23 +58,7 @@ def test_fuzzing_the_openapi_spec_finds_no_server_error(served):
                 mode, path_parameters=fixed if mode.name == "POSITIVE" else None
             )
 
-            @settings(
-                max_examples=EXAMPLES,
-                deadline=None,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            )
-            @given(case=strategy)
-            def run(case, label=op.label) -> None:  # noqa: ANN001
-                response = case.call(base_url=served.url, timeout=20)
-                seen[label] = seen.get(label, 0) + 1
-                assert response.status_code < 500, (
-                    f"{case.method} {case.formatted_path} -> {response.status_code}: "
-                    f"{response.text[:300]}"
-                )
-                if response.status_code >= 400:
-                    assert "error" in response.json()
-
+            run = _fuzz(strategy, served.url, op.label, seen)
             try:
                 run()
             except Unsatisfiable:

@@ -33,6 +33,8 @@ def test_grpc_health_metadata_and_infer(served):
     np.testing.assert_allclose(
         result.as_numpy("probability"), served.ctr.predict_proba(X)[:, 1], rtol=1e-9
     )
+    routed = client.infer("ctr", inputs, headers={"x-segment": "multi"})
+    assert routed.get_response().model_name == "kind"  # condition-based routing over gRPC too
     multi = client.infer("kind", inputs)
     np.testing.assert_allclose(
         multi.as_numpy("probabilities"), served.kind.predict_proba(X), rtol=1e-9

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import psutil
 
-ROUNDS, PER_ROUND, CONCURRENCY = 3, 300, 16
+ROUNDS, PER_ROUND, CONCURRENCY = 3, 200, 16
 
 
 def test_bounded_load_has_no_errors_and_flat_memory(served):

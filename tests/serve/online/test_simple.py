@@ -30,6 +30,12 @@ def test_one_row_and_many_rows(served):
         json={"columns": {f: X[f].tolist() for f in FEATURES}},
     )
     assert len(r.json()["labels"]) == 6
+    r = httpx.post(
+        f"{served.url}/v1/models/kind/predict", json={"rows": X.to_dict(orient="records")}
+    )
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["predictions"], served.kind.predict_proba(X), rtol=1e-9)
+    assert r.json()["labels"] == served.kind.predict(X).tolist()
 
 
 def test_condition_based_routing_by_header(served):

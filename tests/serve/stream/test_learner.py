@@ -160,7 +160,7 @@ def test_bad_events_are_dead_lettered_and_the_stream_goes_on(project_dir) -> Non
     assert report.consumed == 104 and report.dead_lettered == 4
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
         dead = q.consume("events.dead", "inspect", "me", count=10)
-        assert q.pending("events", "learner") == 0
+        assert q.pending("events", "phish") == 0
     assert [d.payload["field"] for d in dead] == ["event_id", "ts", "example_id", "impression_id"]
     assert "no event_id" in dead[0].payload["error"]
     learner = CheckpointStore(cfg.path("artifacts"), "phish").load().learner

@@ -42,13 +42,13 @@ def _kill_when_lag_below(cfg, proc: subprocess.Popen, threshold: int, total: int
     deadline = time.monotonic() + 60
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
         while time.monotonic() < deadline:
-            lag = q.lag("events", "learner") if q.partitions("events") else total
+            lag = q.lag("events", "phish") if q.partitions("events") else total
             if lag <= threshold or proc.poll() is not None:
                 break
             time.sleep(0.002)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        return q.pending("events", "learner")
+        return q.pending("events", "phish")
 
 
 @pytest.mark.parametrize("stream_project", ["sqlite", "redis"], indirect=True)
@@ -90,7 +90,7 @@ def test_sigkill_at_random_points_loses_nothing_and_learns_nothing_twice(stream_
     ].weights
     assert report.recovered == pending_at_kill[-1]
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
-        assert q.pending("events", "learner") == 0 and q.lag("events", "learner") == 0
+        assert q.pending("events", "phish") == 0 and q.lag("events", "phish") == 0
 
 
 def test_crash_between_checkpoint_and_ack_skips_the_redelivered_events(project_dir) -> None:
@@ -110,7 +110,7 @@ def test_crash_between_checkpoint_and_ack_skips_the_redelivered_events(project_d
     runner = open_runner(cfg, settings, with_registry=False)
     runner.run(max_events=400)  # ends with a commit: checkpoint, then ack
     # one more batch is applied and checkpointed, then the process dies before the ack
-    runner._apply(runner.queue.consume("events", "learner", "phish", count=100))
+    runner._apply(runner.queue.consume("events", "phish", "phish", count=100))
     runner.checkpoints.save(runner.state)
     runner.queue.close()
 

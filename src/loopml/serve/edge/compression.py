@@ -15,6 +15,7 @@ like it (so its own conversion parity can be checked too):
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,10 +130,15 @@ def quantized(data: bytes, name: str, detail: str) -> Variant | str:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         src.write_bytes(data)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantiser warns through the root logger
         try:
             quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
         except Exception as exc:  # noqa: BLE001 - the quantiser raises many untyped errors
             return f"onnxruntime.quantization refused the graph: {exc}"
+        finally:
+            root.setLevel(level)
         out = onnx.load(str(dst))
     del out.metadata_props[:]
     for key, value in props:
@@ -316,8 +322,10 @@ def _student_head(kind: str, task: str, rows: int, seed: int) -> Any:
     return cls(
         hidden_layer_sizes=(32,),
         alpha=1e-3,
-        max_iter=300,
-        early_stopping=rows >= 2000,
+        batch_size=256,
+        max_iter=200,
+        early_stopping=rows >= 1000,
+        n_iter_no_change=8,
         random_state=seed,
     )
 

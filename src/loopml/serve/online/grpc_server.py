@@ -147,9 +147,10 @@ class InferenceServicer:
         )
 
     def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return self._run(self._infer(request), context)
+        metadata = {k.lower(): v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        return self._run(self._infer(request, metadata), context)
 
-    async def _infer(self, request: Any) -> Any:
+    async def _infer(self, request: Any, metadata: dict[str, str]) -> Any:
         tensors = decode_inputs(request)
         name, version = request.model_name, request.model_version or None
         if len(tensors) == 1 and tensors[0].array.ndim == 2:
@@ -158,7 +159,6 @@ class InferenceServicer:
             names = [t.name for t in tensors]
         columns = v2.tensors_to_columns(tensors, names)
         params = {k: _param_value(p) for k, p in request.parameters.items()}
-        metadata = {}
         result = await self.state.dataplane.infer(
             name,
             columns,

@@ -22,7 +22,7 @@ from loopml.serve.online.breaker import CircuitBreaker
 from loopml.serve.online.settings import ModelSettings
 
 #: A model that predicts one row faster than this (seconds) runs its batches on the loop.
-INLINE_ROW_S = 0.002
+INLINE_ROW_S = 0.005
 #: An inline batch slower than this moves the model to a worker thread for good.
 INLINE_LIMIT_S = 0.05
 
@@ -117,7 +117,7 @@ class LoadedModel:
                 "label": (prob >= self.settings.threshold).astype(np.int64),
             }
         if self.task == "multiclass":
-            probs = np.asarray(raw, dtype=np.float64)
+            probs = np.ascontiguousarray(raw, dtype=np.float64)  # sklearn may give F-order
             classes = np.asarray(self.signature.classes or range(probs.shape[1]))
             if classes.dtype.kind not in "iu":
                 classes = classes.astype(object)

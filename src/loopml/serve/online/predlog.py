@@ -144,7 +144,7 @@ def _rows(batch: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
                     "outputs": None
                     if scalar
                     else orjson.dumps(
-                        {k: v[i] for k, v in outputs.items()}, option=orjson.OPT_SERIALIZE_NUMPY
+                        {k: np.asarray(v[i]).tolist() for k, v in outputs.items()}
                     ).decode(),
                     "latency_ms": float(latency),
                     "arm": arm,

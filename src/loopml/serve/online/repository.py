@@ -217,7 +217,7 @@ class ModelRepository:
         try:
             number = await asyncio.to_thread(self.source.resolve, name, version)
         except NotFoundError:
-            await self._known(name)
+            await self.ensure_known(name)
             raise
         if current is not None and current.version == number:
             return current
@@ -235,7 +235,7 @@ class ModelRepository:
         self._locks.pop(key, None)
         return self._extra[key]
 
-    async def _known(self, name: str) -> None:
+    async def ensure_known(self, name: str) -> None:
         names = await asyncio.to_thread(self._names)
         if name not in names:
             raise NotFoundError(
@@ -249,7 +249,7 @@ class ModelRepository:
                 "or POST /v1/admin/models/{name}/reload",
                 model=name,
             )
-        await self._known(name)
+        await self.ensure_known(name)
         if not self.ready:
             raise UnavailableError(f"model {name!r} is still loading; retry shortly", model=name)
         loaded = await self.refresh(name)

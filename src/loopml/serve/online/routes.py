@@ -199,7 +199,7 @@ def _admin(request: Request) -> ServerState:
 async def admin_reload(request: Request) -> Response:
     state = _admin(request)
     name = check_name(request.path_params["name"], "model name")
-    await state.repository._known(name)
+    await state.repository.ensure_known(name)
     loaded = await state.repository.refresh(name)
     if loaded is None:
         raise UnavailableError(

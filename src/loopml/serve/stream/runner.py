@@ -104,7 +104,7 @@ class StreamRunner:
                 if max_events is not None:
                     count = max(1, min(count, max_events - self.report.consumed))
                 msgs = self.queue.consume(
-                    s.events_topic, s.group, self.consumer, count=count, block_ms=block_ms
+                    s.events_topic, s.consumer_group, self.consumer, count=count, block_ms=block_ms
                 )
                 served = self.answer_requests()
                 if msgs:
@@ -126,7 +126,7 @@ class StreamRunner:
 
     def _recover(self) -> None:
         s = self.settings
-        back = self.queue.recover(s.events_topic, s.group, self.consumer)
+        back = self.queue.recover(s.events_topic, s.consumer_group, self.consumer)
         if back:
             self.report.recovered += len(back)
             self._apply(back, count_consumed=False)
@@ -155,7 +155,7 @@ class StreamRunner:
     def answer_requests(self, limit: int = 500) -> int:
         """Score waiting prediction requests with the current model; return how many."""
         s = self.settings
-        reqs = self.queue.consume(s.requests_topic, s.group, self.consumer, count=limit)
+        reqs = self.queue.consume(s.requests_topic, s.consumer_group, self.consumer, count=limit)
         if not reqs:
             return 0
         out = []
@@ -178,7 +178,7 @@ class StreamRunner:
                 }
             )
         self.queue.publish_many(s.predictions_topic, out, [m.key for m in reqs])
-        self.queue.ack(s.requests_topic, s.group, reqs)
+        self.queue.ack(s.requests_topic, s.consumer_group, reqs)
         self.report.predictions += len(reqs)
         return len(reqs)
 
@@ -208,7 +208,7 @@ class StreamRunner:
         if not self._unacked and not snapshot:
             return
         self.checkpoints.save(self.state)
-        self.queue.ack(self.settings.events_topic, self.settings.group, self._unacked)
+        self.queue.ack(self.settings.events_topic, self.settings.consumer_group, self._unacked)
         self._unacked = []
         self._last_commit = time.monotonic()
         self.report.commits += 1

@@ -38,7 +38,7 @@ class StreamSettings:
     requests_topic: str = "prediction_requests"
     predictions_topic: str = "predictions"
     updates_topic: str = "model_updates"
-    group: str = "learner"
+    group: str = ""  # consumer group; empty means the learner's name
 
     def __post_init__(self) -> None:
         check_name(self.name, "stream.name")
@@ -60,6 +60,13 @@ class StreamSettings:
                 )
         for key in ("events_topic", "requests_topic", "predictions_topic", "updates_topic"):
             check_name(getattr(self, key), f"stream.{key}")
+        if self.group:
+            check_name(self.group, "stream.group")
+
+    @property
+    def consumer_group(self) -> str:
+        """Each learner reads the whole topic in its own group, unless told to share one."""
+        return self.group or self.name
 
     @classmethod
     def from_config(cls, cfg: Any, **overrides: Any) -> StreamSettings:

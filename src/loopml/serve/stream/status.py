@@ -26,8 +26,8 @@ def stream_status(cfg: Any, name: str | None = None) -> dict[str, Any]:
         out["topics"] = {
             topic: {
                 "length": queue.length(topic),
-                "lag": queue.lag(topic, settings.group),
-                "pending": queue.pending(topic, settings.group),
+                "lag": queue.lag(topic, settings.consumer_group),
+                "pending": queue.pending(topic, settings.consumer_group),
             }
             for topic in (settings.events_topic, settings.requests_topic)
         }
