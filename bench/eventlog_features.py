@@ -76,8 +76,10 @@ def bench_append(repeats: int) -> None:
     ours, result = timed(loopml_append, repeats)
     base, _ = timed(baseline, repeats)
     assert result.accepted == len(frame)
-    print(f"append 1M impressions: loopml {ours:.2f}s  plain parquet {base:.2f}s  "
-          f"ratio {ours / base:.2f}x")
+    print(
+        f"append 1M impressions: loopml {ours:.2f}s  plain parquet {base:.2f}s  "
+        f"ratio {ours / base:.2f}x"
+    )
 
 
 def bench_features(per_day: int, repeats: int) -> None:
@@ -87,18 +89,21 @@ def bench_features(per_day: int, repeats: int) -> None:
     for kind, frame in logs.items():
         log.append(kind, frame)
     n = len(logs["impression"])
-    print(f"setup: {n} impressions, {len(logs['click'])} clicks "
-          f"({time.perf_counter() - began:.1f}s)")
+    print(
+        f"setup: {n} impressions, {len(logs['click'])} clicks ({time.perf_counter() - began:.1f}s)"
+    )
 
     con = log.connect()
-    raw = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    raw = con.sql("SELECT current_setting('threads')").fetchall()[0][0]
     view_s, _ = timed(lambda: con.sql('SELECT count(*) FROM "impression"').fetchall(), repeats)
     glob = log.files.path("impression/*/*.parquet")
     raw_s, _ = timed(
         lambda: con.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall(), repeats
     )
-    print(f"dedup view count: {view_s:.2f}s  raw read {raw_s:.2f}s  ratio {view_s / raw_s:.1f}x "
-          f"({raw} DuckDB threads)")
+    print(
+        f"dedup view count: {view_s:.2f}s  raw read {raw_s:.2f}s  ratio {view_s / raw_s:.1f}x "
+        f"({raw} DuckDB threads)"
+    )
 
     one = FeatureView("u", 1, "user_id", "", (Count("impressions_7d", "impression", "7d"),))
     start, end = pd.Timestamp("2026-01-05", tz="UTC"), pd.Timestamp("2026-01-19", tz="UTC")
@@ -128,16 +133,18 @@ def bench_features(per_day: int, repeats: int) -> None:
     ours_s, ours_v = timed(ours, repeats)
     duck_s, duck_v = timed(duck, repeats)
     assert np.array_equal(ours_v, duck_v.column("v").to_numpy()), "engines disagree"
-    print(f"one windowed count x {n} rows: loopml as-of {ours_s:.2f}s  DuckDB ASOF JOIN "
-          f"{duck_s:.2f}s  ratio {ours_s / duck_s:.2f}x (identical values)")
+    print(
+        f"one windowed count x {n} rows: loopml as-of {ours_s:.2f}s  DuckDB ASOF JOIN "
+        f"{duck_s:.2f}s  ratio {ours_s / duck_s:.2f}x (identical values)"
+    )
     con.close()
 
     views = list(default_catalog())
-    build_s, frame = timed(
-        lambda: build_training_set(log, views, start=start, end=end), repeats
+    build_s, frame = timed(lambda: build_training_set(log, views, start=start, end=end), repeats)
+    print(
+        f"build_training_set 14 days, {len(frame)} rows x {len(frame.columns)} cols: "
+        f"{build_s:.2f}s ({len(frame) / build_s / 1e3:.0f}k rows/s)"
     )
-    print(f"build_training_set 14 days, {len(frame)} rows x {len(frame.columns)} cols: "
-          f"{build_s:.2f}s ({len(frame) / build_s / 1e3:.0f}k rows/s)")
     lv_s, latest = timed(
         lambda: latest_values(log, default_catalog().get("user_activity"), as_of=end), repeats
     )

@@ -260,7 +260,7 @@ def main() -> None:
         "loopml": lua_script(workdir / "loopml.lua", "/v1/models/ctr/predict", simple),
         "loopml-v2": lua_script(workdir / "loopml_v2.lua", "/v2/models/ctr/infer", v2),
     }
-    results: dict[str, dict] = {}
+    results: dict[str, dict] = {"load_before": os.getloadavg()[0]}
     for kind, arg in (("floor", None), ("fastapi", model_path), ("loopml", project)):
         port = free_port()
         proc, ready_s = start(kind, port, arg)
@@ -282,6 +282,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
+    results["load_after"] = os.getloadavg()[0]
     booster_ms = booster_one_row_ms(model_path)
     report = render(results, booster_ms, args.duration)
     print(report)
@@ -316,7 +317,9 @@ def render(r: dict, booster_ms: float, duration: float) -> str:
         "",
         f"`.venv/bin/python bench/serve.py --duration {duration:.0f}` -- wrk -t1, loopback, "
         "one uvicorn worker per server, 2-core machine shared with other work; 1,000 distinct "
-        "one-row bodies rotated; loopml cache off, prediction log sampled at 1%.",
+        "one-row bodies rotated; loopml cache off, prediction log sampled at 1%. "
+        f"Machine load average {r['load_before']:.1f} before, {r['load_after']:.1f} after "
+        "(2 cores: above 2 the servers and wrk were sharing the CPU with other work).",
         "",
         "| server | c | req/s | p50 ms | p99 ms | errors | RSS MiB | ready s |",
         "|---|---|---|---|---|---|---|---|",

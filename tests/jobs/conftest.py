@@ -10,11 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.jobs.world import SHIFT_DAY, world_config
 
 from loopml.core.config import ProjectConfig
-
-SHIFT_DAY = 5
-DAYS = 9
 
 
 @pytest.fixture(scope="session")
@@ -26,24 +24,32 @@ def stale_champion_template(tmp_path_factory) -> Path:
     from loopml.features.training import build_training_set
     from loopml.features.views import default_catalog
     from loopml.project import Project
-    from loopml.sim import World, WorldConfig
+    from loopml.sim import World
     from loopml.train.datasets import time_split
     from loopml.train.trainer import train
 
     root = init_project(tmp_path_factory.mktemp("champion") / "proj", name="proj").parent
     project = Project.open(root)
-    world = World(WorldConfig(seed=3, n_users=2000, n_items=100, days=DAYS,
-                              impressions_per_day=3000, shift_day=SHIFT_DAY))
+    world = World(world_config())
     for event_type, frame in world.generate().items():
         project.events.append(event_type, frame)
     views = list(default_catalog())
-    data = build_training_set(project.events, views, start=world.day_start(1),
-                              end=world.day_start(SHIFT_DAY), label="click", label_window="1h")
+    data = build_training_set(
+        project.events,
+        views,
+        start=world.day_start(1),
+        end=world.day_start(SHIFT_DAY),
+        label="click",
+        label_window="1h",
+    )
     data["hour"] = data["ts"].dt.hour.astype("int64")
     result = train(
         LGBMClassifier(n_estimators=40, num_leaves=15, learning_rate=0.1, verbose=-1, n_jobs=1),
-        time_split(data, valid_days=1, test_days=1), features=FEATURES, label="label",
-        name="ctr", lineage={"feature_views": {v.name: v.version for v in views}},
+        time_split(data, valid_days=1, test_days=1),
+        features=FEATURES,
+        label="label",
+        name="ctr",
+        lineage={"feature_views": {v.name: v.version for v in views}},
         downsample_rate=0.25,
     )
     mv = result.register(project.registry, name="ctr")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.jobs.world import DAYS
 
 from loopml.core.config import ProjectConfig
 from loopml.core.errors import ConflictError
@@ -19,7 +20,6 @@ from loopml.jobs.scheduler import Scheduler
 from loopml.jobs.store import JobSpec
 from loopml.registry.registry import Registry
 from loopml.sim import WorldConfig
-from tests.jobs.conftest import DAYS
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = WorldConfig().start_datetime + dt.timedelta(days=DAYS)
@@ -67,8 +67,11 @@ def test_manual_promotion_waits_for_approval(champion_cfg):
 
 
 def test_stateful_retrain_continues_the_champions_boosting(champion_cfg):
-    result = retrain(champion_cfg, RetrainSpec("ctr", stateful=True, train_days=3,
-                                               boost_rounds=20, min_improvement=-1.0), now=NOW)
+    result = retrain(
+        champion_cfg,
+        RetrainSpec("ctr", stateful=True, train_days=3, boost_rounds=20, min_improvement=-1.0),
+        now=NOW,
+    )
     assert result.mode == "stateful" and "continued boosting" in result.note
     from loopml.predict.flavours import load_predictor
 
@@ -79,9 +82,16 @@ def test_stateful_retrain_continues_the_champions_boosting(champion_cfg):
 
 
 def _retrain_job(sched: Scheduler, dataset: str) -> None:
-    sched.add(JobSpec("retrain-ctr", "retrain", None,
-                      {"model": "ctr", "train_days": 3, "now": NOW.isoformat(),
-                       "dataset": dataset}, max_retries=2, retry_delay_s=0))
+    sched.add(
+        JobSpec(
+            "retrain-ctr",
+            "retrain",
+            None,
+            {"model": "ctr", "train_days": 3, "now": NOW.isoformat(), "dataset": dataset},
+            max_retries=2,
+            retry_delay_s=0,
+        )
+    )
 
 
 def test_an_exception_in_a_scheduled_retrain_changes_nothing_and_is_retried(champion_cfg):
@@ -109,8 +119,9 @@ def test_a_killed_retrain_process_changes_nothing_and_is_retried(champion_cfg):
         "from loopml.jobs.scheduler import Scheduler\n"
         f"Scheduler(ProjectConfig.load({str(root)!r}), lease_ttl=1.0).run_now('retrain-ctr')\n"
     )
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO,
-                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
     try:
         deadline = time.monotonic() + 60
         while not (root / "started").exists():

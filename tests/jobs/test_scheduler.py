@@ -46,9 +46,21 @@ def _call(name: str, target: str, schedule: str | None = None, **kwargs) -> JobS
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def cfg(request, tmp_path) -> ProjectConfig:
-    data = {"project": {"name": "jobs"}}
+    """The scheduler's metadata on each backend."""
+    data: dict = {"project": {"name": "jobs"}}
     if request.param == "postgres":
         data["storage"] = {"metadata": request.getfixturevalue("postgres_schema")}
+    return ProjectConfig.from_dict(data, root=tmp_path)
+
+
+@pytest.fixture
+def sqlite_cfg(tmp_path) -> ProjectConfig:
+    return ProjectConfig.from_dict({"project": {"name": "jobs"}}, root=tmp_path)
+
+
+@pytest.fixture
+def postgres_cfg(tmp_path, postgres_schema) -> ProjectConfig:
+    data = {"project": {"name": "jobs"}, "storage": {"metadata": postgres_schema}}
     return ProjectConfig.from_dict(data, root=tmp_path)
 
 
@@ -135,10 +147,11 @@ def _wait_for(path: Path, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def test_a_job_runs_at_most_once_at_a_time_across_processes(cfg, tmp_path):
+def test_a_job_runs_at_most_once_at_a_time_across_processes(postgres_cfg, tmp_path):
+    cfg = postgres_cfg  # two processes on the real database (the lease race covers both)
     out = tmp_path / "sleep.txt"
     sched = Scheduler(cfg, lease_ttl=5)
-    sched.add(_call("slow", "sleepy", path=str(out), seconds=3))
+    sched.add(_call("slow", "sleepy", path=str(out), seconds=1.5))
     child = _spawn(cfg, "slow", ttl=5)
     try:
         _wait_for(out)
@@ -152,7 +165,8 @@ def test_a_job_runs_at_most_once_at_a_time_across_processes(cfg, tmp_path):
     assert statuses == ["failed", "succeeded"]  # the refused attempt is recorded, not run
 
 
-def test_a_killed_process_leaves_a_crashed_run_that_is_retried(cfg, tmp_path):
+def test_a_killed_process_leaves_a_crashed_run_that_is_retried(sqlite_cfg, tmp_path):
+    cfg = sqlite_cfg
     out = tmp_path / "sleep.txt"
     sched = Scheduler(cfg, lease_ttl=1.0)
     sched.add(_call("long", "sleepy", path=str(out), seconds=0.2))

@@ -51,10 +51,10 @@ def test_rows_by_schema_gives_each_version_its_own_columns(changed_log):
 
 
 def _device_from_user(rows, log):
-    """Backfill an old impression's device with the user's most common v2 device."""
+    """Backfill an old impression's device with the device the user was last seen on."""
     seen = log.sql(
-        "SELECT user_id, mode(device) AS device FROM impression WHERE device IS NOT NULL "
-        "GROUP BY user_id"
+        "SELECT user_id, arg_max(device, ts) AS device FROM impression "
+        "WHERE device IS NOT NULL GROUP BY user_id"
     )
     lookup = dict(zip(seen["user_id"], seen["device"], strict=True))
     return [lookup.get(u) for u in rows["user_id"]]
@@ -71,7 +71,7 @@ def test_backfill_adds_the_field_to_old_partitions_and_is_idempotent(changed_log
         "'2026-01-07' ORDER BY ts"
     )
     assert old["device"].notna().all() and set(old["schema_version"]) == {1}
-    assert old.set_index("user_id")["device"].to_dict() == {"u0": "ios", "u1": "web", "u2": "ios"}
+    assert old.set_index("user_id")["device"].to_dict() == {"u0": "ios", "u1": "web", "u2": "web"}
     assert changed_log.counts()["impression"] == 16
     again = backfill(changed_log, "impression", "device")
     assert (again.files_rewritten, again.files_already_done) == (0, 4)

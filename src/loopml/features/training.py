@@ -134,17 +134,10 @@ def latest_values(
     check_views([view], [view.entity], "the view")
     at = utc(as_of if as_of is not None else utcnow())
     if entity_ids is None:
-        union = " UNION ".join(
-            f'SELECT DISTINCT "{view.entity}" AS k FROM "{e}" WHERE ts < $at '
-            f'AND "{view.entity}" IS NOT NULL'
-            for e in view.events
-        )
-        con = log.connect()
-        try:
-            found = con.sql(f"{union} ORDER BY k", params={"at": at}).to_arrow_table()
-        finally:
-            con.close()
-        ids = found.column("k").to_pandas()
+        found = set()
+        for event in view.events:
+            found.update(log.distinct(event, view.entity, before=at))
+        ids = pd.Series(sorted(found), dtype="str")
     else:
         ids = pd.Series([str(e) for e in entity_ids], dtype="str")
     entities = pd.DataFrame({view.entity: ids.array, "ts": at})

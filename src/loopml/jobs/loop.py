@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from loopml.sim.world import World
 
 RETRAIN_JOB = "retrain-{model}"
+#: Rules whose alerts count as detecting the shift (prediction drift is reported: a
+#: model fed with trend features drifts in output while the world is unchanged).
+DETECTION_RULES = ("feature-drift", "data-quality")
 DETECT_RULE = {
     "name": "feature-drift",
     "source": "drift",
@@ -71,7 +74,8 @@ class LoopReport:
 
     @property
     def detection_day(self) -> int | None:
-        return next((d.day for d in self.days if d.alerts), None)
+        """The first day a watched feature raised an alert (drift or data quality)."""
+        return next((d.day for d in self.days if set(d.alerts) & set(DETECTION_RULES)), None)
 
     @property
     def promotion_day(self) -> int | None:
@@ -138,7 +142,7 @@ def run_monitoring_loop(
     """
     from loopml.jobs.scheduler import Scheduler
     from loopml.jobs.store import JobSpec
-    from loopml.monitor.alerts import AlertRule, rules_from_config
+    from loopml.monitor.alerts import AlertRule
     from loopml.monitor.service import Monitor
     from loopml.registry.registry import Registry
 
@@ -159,10 +163,13 @@ def run_monitoring_loop(
             scheduler.trigger(name, why, trigger=f"alert:{why.get('rule')}").id
         ),
     )
+    watched = _watched(registry.get(model, alias))
     if config.section("monitor").get("alerts") is None:
+        cols = tuple(watched)
         monitor.rules = [
-            *rules_from_config({}),
-            AlertRule.from_dict({**DETECT_RULE, "name": "retrain-on-drift", "job": job}),
+            AlertRule.from_dict({**DETECT_RULE, "columns": cols, "job": job}),
+            AlertRule("prediction-drift", "prediction", "drifted", ">", 0.5, consecutive=2),
+            AlertRule("data-quality", "quality", "failed", ">", 0.5, columns=cols),
         ]
     rng = np.random.default_rng(world.config.seed + 7)
     report = LoopReport(model, [], world.config.shift_day)
@@ -204,14 +211,7 @@ def run_monitoring_loop(
             champion.version,
             checked.drift.n_cur,
             checked.drift.drifted,
-            max(
-                (
-                    c.score
-                    for c in checked.drift.columns
-                    if c.method in ("wasserstein", "jensenshannon", "psi")
-                ),
-                default=0.0,
-            ),
+            _largest_drift(checked.drift, watched),
             checked.drift.prediction.score if checked.drift.prediction else None,
             values.get("auc"),
             float(frame["label"].mean()),
@@ -304,6 +304,27 @@ def _serve(
             ),
         )
     return frame
+
+
+def _watched(champion: Any) -> list[str]:
+    """Features worth an alert: entity attributes (categories), position and hour.
+
+    Windowed counts, rates, recency and ages move every day by construction; they are
+    monitored and plotted, but alerting on them would cry wolf daily.
+    """
+    features = set(_features(champion))
+    named = [c.name for c in champion.signature.inputs if c.kind == "category"]
+    return [c for c in [*named, "position", "hour"] if c in features]
+
+
+def _largest_drift(report: Any, columns: list[str]) -> float:
+    """The largest distance among the watched features (what the alert looks at)."""
+    scores = [
+        c.score
+        for c in report.columns
+        if c.column in columns and c.method in ("wasserstein", "jensenshannon", "psi")
+    ]
+    return max(scores, default=0.0)
 
 
 def _monitored(frame: pd.DataFrame, champion: Any) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopml.core.clock import utcnow
 from loopml.core.errors import ValidationError
+from loopml.logs.deadletter import DEAD_COLUMNS, DEAD_LETTER, dead_letter_table, dead_rows
 from loopml.logs.files import LogFiles
 from loopml.logs.progress import progress_bar
 from loopml.logs.schemas import SQL_TYPES, all_fields, arrow_type, event_types
@@ -30,15 +31,7 @@ if TYPE_CHECKING:
 
     from loopml.core.config import ProjectConfig
 
-DEAD_LETTER = "_dead_letter"
 _DAY_US = 86_400_000_000
-_DEAD_COLUMNS = {
-    "received_at": "TIMESTAMPTZ",
-    "event_type": "VARCHAR",
-    "source": "VARCHAR",
-    "reason": "VARCHAR",
-    "row": "VARCHAR",
-}
 
 
 @dataclass
@@ -123,7 +116,7 @@ class EventLog:
         if unreadable is not None:
             kind = event_type or "(unparsed)"
             rejects.append(
-                _dead_rows(None, kind, unreadable["reason"], source, raw=unreadable["row"].tolist())
+                dead_rows(None, kind, unreadable["reason"], source, raw=unreadable["row"].tolist())
             )
             _count(result, unreadable["reason"])
         if event_type is not None:
@@ -157,9 +150,9 @@ class EventLog:
         checked = validate(frame, event_type)
         dead: list[pd.DataFrame] = []
         if wrong_type is not None:
-            dead.append(_dead_rows(wrong_type[0], event_type, wrong_type[1], source))
+            dead.append(dead_rows(wrong_type[0], event_type, wrong_type[1], source))
         if checked.rejected is not None:
-            dead.append(_dead_rows(checked.rejected, event_type, checked.reasons, source))
+            dead.append(dead_rows(checked.rejected, event_type, checked.reasons, source))
         for part in dead:
             _count(result, part["reason"])
         if not checked.valid:
@@ -225,15 +218,9 @@ class EventLog:
         return out
 
     def _write_dead_letters(self, rows: pd.DataFrame) -> str:
-        import pyarrow as pa
-
-        rows = rows.reset_index(drop=True)
-        schema = pa.schema(
-            [("received_at", pa.timestamp("us", tz="UTC"))]
-            + [(c, pa.string()) for c in ("event_type", "source", "reason", "row")]
+        return self.files.write(
+            f"{DEAD_LETTER}/date={utcnow().date().isoformat()}", dead_letter_table(rows)
         )
-        table = pa.Table.from_pandas(rows[list(_DEAD_COLUMNS)], schema=schema, preserve_index=False)
-        return self.files.write(f"{DEAD_LETTER}/date={utcnow().date().isoformat()}", table)
 
     # -- reading -----------------------------------------------------------------------
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -254,7 +241,7 @@ class EventLog:
         if dead:
             body = f"SELECT * FROM {_read_sql(self.files, DEAD_LETTER)}"
         else:
-            body = _empty_select(_DEAD_COLUMNS)
+            body = _empty_select(DEAD_COLUMNS)
         con.execute(f"CREATE VIEW dead_letter AS {body}")
         return con
 
@@ -309,6 +296,37 @@ class EventLog:
                 con.close()
         return out
 
+    def distinct(self, event_type: str, column: str, before: Any = None) -> list[str]:
+        """Distinct non-null values of one column, as text, for events with ``ts < before``.
+
+        Reads the files directly: a redelivered duplicate carries the same values, so this
+        needs none of the views' de-duplication work.
+        """
+        if column not in all_fields(event_type):
+            raise ValidationError(
+                f"event {event_type} has no column {column!r}; valid: "
+                f"{', '.join(all_fields(event_type))}",
+                field=column,
+            )
+        if not self.files.glob(f"{event_type}/*/*.parquet"):
+            return []
+        where, params = f'"{column}" IS NOT NULL', {}
+        if before is not None:
+            from loopml.logs.evolution import utc
+
+            where += " AND ts < $before"
+            params["before"] = utc(before)
+        con = self.connect()
+        try:
+            rows = con.sql(
+                f'SELECT DISTINCT CAST("{column}" AS VARCHAR) FROM '
+                f"{_read_sql(self.files, event_type)} WHERE {where} ORDER BY 1",
+                params=params,
+            ).fetchall()
+        finally:
+            con.close()
+        return [r[0] for r in rows]
+
     def partitions(self, event_type: str) -> dict[str, list[str]]:
         """``{YYYY-MM-DD: [files]}`` for one event type, oldest day first."""
         out: dict[str, list[str]] = {}
@@ -356,32 +374,6 @@ def _split_event_type_column(frame: pd.DataFrame, event_type: str) -> tuple[pd.D
     import pandas as pd
 
     return rest[~mismatch], (frame[mismatch], pd.Series(reason, index=frame.index[mismatch]))
-
-
-def _dead_rows(
-    rows: pd.DataFrame | None,
-    event_type: str,
-    reasons: Any,
-    source: str,
-    raw: list[str] | None = None,
-) -> pd.DataFrame:
-    """Rejected rows in dead-letter form; ``raw`` is the text of lines that never parsed."""
-    import pandas as pd
-
-    if raw is not None:
-        json_rows = raw
-    else:
-        text = rows.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
-        json_rows = text.splitlines()
-    return pd.DataFrame(
-        {
-            "received_at": pd.Series([utcnow()] * len(json_rows), dtype="datetime64[us, UTC]"),
-            "event_type": event_type,
-            "source": source,
-            "reason": list(reasons),
-            "row": json_rows,
-        }
-    )
 
 
 def _count(result: IngestResult, reasons: pd.Series) -> None:

@@ -254,6 +254,9 @@ class AlertEngine:
         if rule.source == "quality":
             failed = int(window["quality_failed"])
             checks = [c for c in report.get("quality", {}).get("checks", []) if c["failed"]]
+            if rule.columns:
+                checks = [c for c in checks if c["column"] in rule.columns]
+                failed = len(checks)
             named = ", ".join(
                 f"{c['check']} on {c['column']} ({c['value']:.3g})" for c in checks[:5]
             )

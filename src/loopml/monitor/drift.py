@@ -347,15 +347,16 @@ def trend_columns(
     config: DriftConfig | None = None,
     categorical: tuple[str, ...] = (),
     output: str | None = None,
-    sensitivity: float = 0.25,
+    sensitivity: float = 0.5,
 ) -> list[str]:
     """Columns whose second half moves away from their first half (rows in time order).
 
     A feature such as an item's age, or a 7-day count while the log warms up, changes
     steadily, so every later window drifts from any reference: that is its nature,
     not news. A column is a trend when its half-to-half distance already reaches
-    ``sensitivity`` times the drift threshold (it would cross the threshold a few
-    reference-lengths later), or when a p-value test (small samples) flags it. Give the
+    ``sensitivity`` times the drift threshold (it would cross it a reference-length
+    or two later) and the change is significant (p < 0.001), or when a p-value test
+    (small samples) flags it. Give the
     reference whole days in even number, so daily cycles (the hour) split evenly.
 
     >>> import numpy as np, pandas as pd
@@ -371,11 +372,16 @@ def trend_columns(
     half = len(reference) // 2
     first = build_profile(reference.iloc[:half], categorical=categorical, output=output)
     report = check_drift(first, reference.iloc[half:], config)
+
+    def significant(c: ColumnDrift) -> bool:  # not just sampling noise
+        return c.stats.get("ks_pvalue", c.stats.get("chisquare", 1.0)) < 1e-3
+
     return [
         c.column
         for c in report.columns
         if c.method != "none"
         and (c.drifted if c.method in PVALUE_METHODS else c.score >= sensitivity * c.threshold)
+        and significant(c)
     ]
 
 

@@ -7,8 +7,9 @@ unseen or missing ones to NaN, exactly as LightGBM's scikit-learn wrapper does, 
 predictions equal ``LGBMClassifier.predict_proba`` to floating-point precision.
 
 Single rows go through LightGBM's ``PredictForMatSingleRowFast`` C entry point (set up
-once at ``load()``), which skips the per-call parsing that makes ``Booster.predict``
-cost a millisecond; see :mod:`loopml.predict.lightgbm_fast`.
+once at ``load()``), which skips the per-call parameter parsing and set-up that make
+``Booster.predict`` cost tens of microseconds (and far more under OpenMP contention)
+for one row; see :mod:`loopml.predict.lightgbm_fast` and ``bench/predict_lightgbm.py``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from loopml.predict.flavours import Flavour
 from loopml.predict.predictor import Predictor
 
 FORMAT = "loopml.lightgbm/1"
-#: Batches up to this many rows are scored row by row on the fast path (no per-call setup).
-SMALL_BATCH = 32
+#: Batches up to this many rows go row by row through the fast path; larger ones through
+#: ``Booster.predict``, whose fixed setup cost is then shared (crossover measured ~8-16 rows).
+SMALL_BATCH = 8
 
 
 class LightGBMModel:
@@ -80,6 +82,12 @@ class LightGBMModel:
         signature = getattr(model, "signature_", None)
         if signature is not None:
             features = signature.names
+        if len(features) != booster.num_feature():
+            raise ValidationError(
+                f"the booster reads {booster.num_feature()} features but the model's signature "
+                f"names {len(features)} ({features}); refit it through FrameModel",
+                field="model",
+            )
         cat_index = sorted(int(i) for i in booster.params.get("categorical_feature", []) or [])
         pandas_cats = booster.pandas_categorical or []
         if pandas_cats and len(pandas_cats) != len(cat_index):

@@ -228,6 +228,15 @@ class PartialFitClassifier:
         rows = X.to_dict("records") if hasattr(X, "to_dict") else list(X)
         self._fit(self._features(rows), list(y))
 
+    def learn_dicts(self, rows: list[dict[str, Any]], y: list[Any]) -> None:
+        """``learn_many`` on row dicts, skipping the pandas round trip."""
+        self._fit(self._features(rows), list(y))
+
+    def predict_proba_dicts(self, rows: list[dict[str, Any]]) -> list[dict[Any, float]]:
+        """``predict_proba_one`` for many row dicts at once."""
+        proba = self._proba(rows)
+        return [dict(zip(self.classes, map(float, r), strict=True)) for r in proba]
+
     def _proba(self, rows: list[dict[str, Any]]) -> np.ndarray:
         if not self.fitted_:
             return np.full((len(rows), len(self.classes)), 1.0 / len(self.classes))

@@ -229,12 +229,12 @@ class Registry:
         check_name(name, "model name")
         with self.engine.connect() as conn:
             self._require_model(conn, name)
-            rows = conn.execute(
+            found = conn.execute(
                 sa.select(t.versions)
                 .where(t.versions.c.name == name)
                 .order_by(t.versions.c.version)
             ).mappings()
-            return [rows.to_version(dict(r)) for r in rows]
+            return [rows.to_version(dict(r)) for r in found]
 
     # -- aliases -------------------------------------------------------------------------
     def set_alias(

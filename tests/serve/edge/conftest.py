@@ -139,9 +139,11 @@ def edge_cfg(tmp_path_factory: pytest.TempPathFactory, world) -> ProjectConfig: 
 
 
 @pytest.fixture(scope="session")
-def npm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One onnxruntime-web download per test session (exports copy it from here)."""
-    return tmp_path_factory.mktemp("npm-cache")
+def npm_cache() -> Path:
+    """Where onnxruntime-web is cached: the checkout's own (git-ignored) ``.loopml/`` state
+    directory, as for a project rooted there, so only the first run on a machine pays for
+    ``npm pack``; exports verify the cached files' hashes every time."""
+    return Path(__file__).resolve().parents[3] / ".loopml" / "cache" / "npm"
 
 
 @pytest.fixture(scope="session")

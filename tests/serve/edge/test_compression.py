@@ -71,7 +71,7 @@ def test_distilled_students_learn_the_teacher(teacher, kind):
     rest = frame.iloc[1500:]
     p_student = OnnxPredictor(native.signature, student.onnx).load().predict(rest)
     assert np.abs(p_student - student.native(rest)).max() < 1e-4
-    assert np.corrcoef(p_student, native.predict(rest))[0, 1] > 0.9
+    assert np.corrcoef(p_student, native.predict(rest))[0, 1] > 0.85
     assert len(student.onnx) < len(original) / 4
     auc_teacher = score("binary", labels[1500:], native.predict(rest)).value
     assert score("binary", labels[1500:], p_student).value > auc_teacher - 0.03
@@ -127,6 +127,7 @@ def test_export_with_compression_ships_the_chosen_variant(edge_cfg, world, tmp_p
         data=world["holdout"],
         label="clicked",
         compress="all",
+        sample_rows=1600,
         max_metric_loss=0.01,
         batch_rows=2000,
         progress=False,

@@ -159,3 +159,35 @@ def test_parse_size_reads_units_and_refuses_nonsense():
     assert parse_size("2MB") == 2_000_000 and parse_size("1KiB") == 1024 and parse_size(10) == 10
     with pytest.raises(ValidationError, match="--max-size 'big' is not a size"):
         parse_size("big")
+
+
+@pytest.mark.parametrize("kind", ["logistic", "lightgbm"])
+def test_models_trained_by_loopml_train_export_with_parity(project_dir, kind):
+    """FrameModels (loopml.train) with make_preprocessor, downsampling and both flavours."""
+    from lightgbm import LGBMClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from loopml.core.config import ProjectConfig
+    from loopml.features.transforms import make_preprocessor
+    from loopml.train.datasets import time_split
+    from loopml.train.synthetic import FEATURES, make_clicks
+    from loopml.train.trainer import train
+
+    cfg = ProjectConfig.load(project_dir)
+    registry = Registry.from_config(cfg)
+    splits = time_split(make_clicks(8000, seed=3), "ts", valid_days=2, test_days=3)
+    numbers = [c for c in FEATURES if c not in ("country", "device")]
+    estimator = (
+        make_pipeline(make_preprocessor(numbers, ["country", "device"]), LogisticRegression())
+        if kind == "logistic"
+        else LGBMClassifier(n_estimators=60, verbose=-1, n_jobs=1)
+    )
+    result = train(estimator, splits, features=FEATURES, label="clicked", name="ctr",
+                   downsample_rate=0.3)  # fmt: skip
+    result.register(registry, name="ctr")
+    out = export_edge(cfg, "ctr@1", project_dir / "bundle", data=splits.test, progress=False)
+    assert out.parity.metric == "roc_auc"  # the label was found in the model's lineage
+    assert out.parity.max_abs_diff < 1e-5 and out.parity.metric_diff == pytest.approx(0, abs=1e-4)
+    assert result.flavour == ("sklearn" if kind == "logistic" else "lightgbm")
+    assert "probability corrected for negative downsampling" in out.bundle.manifest["preprocessing"]

@@ -139,7 +139,10 @@ def _convert_sklearn(model: Any, signature: Signature) -> Any:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
+    from loopml.features.onnx_export import register_onnx_converters
+
     register_lightgbm_converters()
+    register_onnx_converters()  # loopml's own transformers (log scaling, missing flags, ...)
     register_float64_scaler()
     _patch_tree_ensemble()
     model = for_onnx(model)

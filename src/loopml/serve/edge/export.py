@@ -120,176 +120,242 @@ def export_edge(
     DataFrame or a Parquet/CSV path with the signature's columns (``label`` names the
     label column). Without it the sample registered with the model version is used.
     Numbers are rounded to float32 first, the precision devices and the graph use.
+    ``max_size`` / ``max_metric_loss`` imply ``compress="all"`` when no method is named.
     """
     from loopml.logs.progress import progress_bar
     from loopml.predict.flavours import load_predictor
-    from loopml.predict.onnx import OnnxPredictor
     from loopml.registry.records import parse_ref
     from loopml.registry.registry import Registry
-    from loopml.serve.edge import compression as comp
-    from loopml.serve.edge import tradeoff as tr
-    from loopml.serve.edge.convert import OPSET, describe_preprocessing, to_onnx
-    from loopml.serve.edge.parity import compare, score
+    from loopml.serve.edge.compression import METHODS, parse_methods
+    from loopml.serve.edge.convert import to_onnx
     from loopml.serve.edge.sample import estimator_of, held_out
 
-    methods = comp.parse_methods(compress)
+    methods = parse_methods(compress)
     size_limit = parse_size(max_size)
     if (size_limit is not None or max_metric_loss is not None) and not methods:
-        methods = list(comp.METHODS)
+        methods = list(METHODS)
     target = check_name(target or ("browser" if web else "onnxruntime"), "target")
     name, version_ref = parse_ref(ref)
     registry = Registry.from_config(cfg)
     steps = 6 + (1 if methods else 0) + (1 if web else 0)
     with progress_bar(steps, f"export {ref} -> {target}", enabled=progress) as advance:
         native = load_predictor(registry, name, version_ref)
-        mv = native.model_version
-        signature: Signature = native.signature
-        model = estimator_of(native)
+        mv, signature, model = native.model_version, native.signature, estimator_of(native)
         advance(1)
         frame, labels = held_out(registry, mv, data, label, sample_rows, seed)
-        advance(1)
-        proto = to_onnx(model, signature, name=name, version=mv.version)
-        original = proto.SerializeToString()
-        advance(1)
-        exported = OnnxPredictor(signature, original, name=name, version=mv.version).load()
         reference = native.predict(frame)
-        parity = compare(
-            reference,
-            exported.predict(frame),
-            signature.task,
-            labels,
-            signature.classes,
-            tolerance,
-            metric_tolerance,
-        )
+        advance(1)
+        original = to_onnx(model, signature, name=name, version=mv.version).SerializeToString()
+        advance(1)
+        parity = _parity(original, signature, frame, reference, labels, tolerance, metric_tolerance)
         parity.raise_if_failed(f"{name} v{mv.version}")
         advance(1)
-        files: dict[str, bytes] = {}
-        chosen, rows, skipped, model_bytes = "original", [], [], original
+        choice = _Choice("original", original)
         if methods:
-            if labels is None:
-                raise ValidationError(
-                    "compression compares variants by their metric, so the held-out sample "
-                    "needs labels; pass --label COLUMN",
-                    field="label",
-                )
-            half = len(frame) // 2
-            variants, skipped = comp.build_variants(
+            choice = _compress(
                 model,
-                signature,
+                native,
                 original,
                 methods,
-                frame.iloc[:half],
-                native.predict,
-                name=name,
-                version=mv.version,
-                seed=seed,
+                frame,
+                labels,
+                reference,
+                size_limit,
+                max_metric_loss,
+                batch_rows,
+                seed,
             )
-            eval_frame, eval_labels = frame.iloc[half:].reset_index(drop=True), labels[half:]
-            base = score(signature.task, eval_labels, reference[half:], signature.classes)
-            rows = tr.measure(variants, signature, eval_frame, eval_labels, base, batch_rows)
-            pick = tr.choose(rows, size_limit, max_metric_loss)
-            chosen = pick.name
-            model_bytes = next(v.onnx for v in variants if v.name == chosen)
-            notes = [f"{name} v{mv.version}; metric on {len(eval_frame)} held-out rows"]
-            notes += [f"skipped {n}: {why}" for n, why in skipped]
-            files["tradeoff.md"] = tr.to_markdown(rows, chosen).encode()
-            files["tradeoff.json"] = json.dumps(
-                {
-                    "chosen": chosen,
-                    "rows": [r.to_dict() for r in rows],
-                    "skipped": skipped,
-                    "max_size": size_limit,
-                    "max_metric_loss": max_metric_loss,
-                },
-                indent=2,
-            ).encode()
-            files["tradeoff.html"] = tr.report(
-                rows, chosen, f"{name} v{mv.version}", notes
-            ).encode()
-            files["tradeoff.png"] = _png(tr.figure(rows, chosen))
             advance(1)
-        files[MODEL_FILE] = model_bytes
-        files[PARITY_FILE] = json.dumps(
-            {
-                "original": parity.to_dict(),
-                "chosen": chosen,
-                "chosen_row": next((r.to_dict() for r in rows if r.name == chosen), None),
-            },
-            indent=2,
-        ).encode()
+        files = {MODEL_FILE: choice.onnx, PARITY_FILE: _parity_file(parity, choice), **choice.files}
         web_info = None
         if web:
-            from loopml.serve.edge import web as webmod
-
-            section = cfg.section("edge")
-            version = str(section.get("onnxruntime_web", webmod.ORT_WEB_VERSION))
-            cache = Path(web_cache) if web_cache else cfg.state_dir / "cache" / "npm"
-            files.update(webmod.page_files())
-            files.update(webmod.onnxruntime_web(cache, version))
-            web_info = {
-                **webmod.source_info(cache, version),
-                "onnxruntime_web": version,
-                "page": "index.html",
-            }
+            web_info = _add_web(cfg, files, web_cache)
             advance(1)
-        import onnx
-        import onnxruntime
-
-        manifest = {
-            "model": {
-                "name": name,
-                "version": mv.version,
-                "flavour": mv.flavour,
-                "ref": str(version_ref),
-                "sha256": mv.sha256,
-            },
-            "target": target,
-            "compression": chosen,
-            "created_at": utcnow().isoformat(),
-            "signature": signature.to_dict(),
-            "feature_order": signature.names,
-            "inputs": [_input_spec(c) for c in signature.inputs],
-            "preprocessing": describe_preprocessing(model, signature),
-            "outputs": _outputs(signature),
-            "opset": {domain or "ai.onnx": v for domain, v in _opsets(model_bytes).items()},
-            "target_opset": OPSET,
-            "verified_with": {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__},
-            "parity": {
-                "max_abs_diff": parity.max_abs_diff,
-                "rows": parity.rows,
-                "metric": parity.metric,
-                "metric_diff": parity.metric_diff,
-                "tolerance": parity.tolerance,
-            },
-            "web": web_info,
-        }
+        manifest = _manifest(mv, version_ref, target, choice, model, parity, web_info)
         root, manifest = write_bundle(out, files, manifest, force=force)
         bundle = load_bundle(root, expected_sha256=manifest["bundle_sha256"])
         advance(1)
-        location = f"edge/{name}/{bundle.sha256}"
-        for rel in [*manifest["files"], MANIFEST]:
-            registry.artifacts.put_file(f"{location}/{rel}", root / rel)
-        record = BundleInventory(registry.metadata_url).record(
-            BundleRecord(
-                bundle_sha256=bundle.sha256,
-                model_sha256=manifest["files"][MODEL_FILE]["sha256"],
-                model_name=name,
-                model_version=mv.version,
-                ref=str(version_ref),
-                target=target,
-                compression=chosen,
-                size_bytes=sum(f["bytes"] for f in manifest["files"].values()),
-                location=location,
-                details={
-                    "parity": manifest["parity"],
-                    "web": web is True,
-                    "model_bytes": manifest["files"][MODEL_FILE]["bytes"],
-                },
-            )
-        )
+        record = _publish(registry, bundle, str(version_ref), target, choice.name, web)
         advance(1)
-    return ExportResult(bundle, record, parity, chosen, rows, skipped)
+    return ExportResult(bundle, record, parity, choice.name, choice.rows, choice.skipped)
+
+
+@dataclass
+class _Choice:
+    """The variant that goes into the bundle, and the trade-off that chose it."""
+
+    name: str
+    onnx: bytes
+    rows: list[Any] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+def _parity(
+    original: bytes,
+    signature: Signature,
+    frame: Any,
+    reference: Any,
+    labels: Any,
+    tolerance: float,
+    metric_tolerance: float,
+) -> ParityReport:
+    from loopml.predict.onnx import OnnxPredictor
+    from loopml.serve.edge.parity import compare
+
+    exported = OnnxPredictor(signature, original).load().predict(frame)
+    return compare(
+        reference, exported, signature.task, labels, signature.classes, tolerance, metric_tolerance
+    )
+
+
+def _compress(
+    model: Any,
+    native: Any,
+    original: bytes,
+    methods: list[str],
+    frame: Any,
+    labels: Any,
+    reference: Any,
+    max_size: int | None,
+    max_metric_loss: float | None,
+    batch_rows: int,
+    seed: int,
+) -> _Choice:
+    """Build, measure and choose among variants; the first half of the sample teaches
+    the students, the second half scores every variant (the original included)."""
+    from loopml.serve.edge import tradeoff as tr
+    from loopml.serve.edge.compression import build_variants
+    from loopml.serve.edge.parity import score
+
+    if labels is None:
+        raise ValidationError(
+            "compression compares variants by their metric, so the held-out sample needs "
+            "labels; pass --label COLUMN",
+            field="label",
+        )
+    sig, name, version = native.signature, native.name, native.version
+    half = len(frame) // 2
+    variants, skipped = build_variants(
+        model,
+        sig,
+        original,
+        methods,
+        frame.iloc[:half],
+        native.predict,
+        name=name,
+        version=version,
+        seed=seed,
+    )
+    eval_frame, eval_labels = frame.iloc[half:].reset_index(drop=True), labels[half:]
+    base = score(sig.task, eval_labels, reference[half:], sig.classes)
+    rows = tr.measure(variants, sig, eval_frame, eval_labels, base, batch_rows)
+    chosen = tr.choose(rows, max_size, max_metric_loss).name
+    notes = [f"{name} v{version}; {base.name} on {len(eval_frame)} held-out rows"]
+    notes += [f"skipped {n}: {why}" for n, why in skipped]
+    table = {
+        "chosen": chosen,
+        "rows": [r.to_dict() for r in rows],
+        "skipped": skipped,
+        "max_size": max_size,
+        "max_metric_loss": max_metric_loss,
+    }
+    fig = tr.figure(rows, chosen)
+    files = {
+        "tradeoff.md": tr.to_markdown(rows, chosen).encode(),
+        "tradeoff.json": json.dumps(table, indent=2).encode(),
+        "tradeoff.png": tr.png(fig),
+        "tradeoff.html": tr.report(rows, chosen, f"{name} v{version}", notes, fig).encode(),
+    }
+    onnx = next(v.onnx for v in variants if v.name == chosen)
+    return _Choice(chosen, onnx, rows, skipped, files)
+
+
+def _parity_file(parity: ParityReport, choice: _Choice) -> bytes:
+    row = next((r.to_dict() for r in choice.rows if r.name == choice.name), None)
+    body = {"original": parity.to_dict(), "chosen": choice.name, "chosen_row": row}
+    return json.dumps(body, indent=2).encode()
+
+
+def _add_web(cfg: ProjectConfig, files: dict[str, bytes], cache: str | Path | None) -> dict:
+    """Add the page and onnxruntime-web (pinned, from npm, cached under the project)."""
+    from loopml.serve.edge import web
+
+    version = str(cfg.section("edge").get("onnxruntime_web", web.ORT_WEB_VERSION))
+    cache_dir = Path(cache) if cache else cfg.state_dir / "cache" / "npm"
+    files.update(web.page_files())
+    files.update(web.onnxruntime_web(cache_dir, version))
+    return {**web.source_info(cache_dir, version), "onnxruntime_web": version, "page": "index.html"}
+
+
+def _manifest(
+    mv: Any,
+    ref: Any,
+    target: str,
+    choice: _Choice,
+    model: Any,
+    parity: ParityReport,
+    web_info: dict | None,
+) -> dict[str, Any]:
+    import onnx
+    import onnxruntime
+
+    from loopml.serve.edge.convert import OPSET, describe_preprocessing
+
+    signature = mv.signature
+    return {
+        "model": {
+            "name": mv.name,
+            "version": mv.version,
+            "flavour": mv.flavour,
+            "ref": str(ref),
+            "sha256": mv.sha256,
+        },
+        "target": target,
+        "compression": choice.name,
+        "created_at": utcnow().isoformat(),
+        "signature": signature.to_dict(),
+        "feature_order": signature.names,
+        "inputs": [_input_spec(c) for c in signature.inputs],
+        "preprocessing": describe_preprocessing(model, signature),
+        "outputs": _outputs(signature),
+        "opset": {domain or "ai.onnx": v for domain, v in _opsets(choice.onnx).items()},
+        "target_opset": OPSET,
+        "verified_with": {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__},
+        "parity": {
+            "max_abs_diff": parity.max_abs_diff,
+            "rows": parity.rows,
+            "metric": parity.metric,
+            "metric_diff": parity.metric_diff,
+            "tolerance": parity.tolerance,
+        },
+        "web": web_info,
+    }
+
+
+def _publish(
+    registry: Any, bundle: EdgeBundle, ref: str, target: str, compression: str, web: bool
+) -> BundleRecord:
+    """Copy the bundle to the artifact store (for the update route) and record it."""
+    manifest = bundle.manifest
+    location = f"edge/{bundle.model_name}/{bundle.sha256}"
+    for rel in [*manifest["files"], MANIFEST]:
+        registry.artifacts.put_file(f"{location}/{rel}", bundle.root / rel)
+    model_file = manifest["files"][MODEL_FILE]
+    return BundleInventory(registry.metadata_url).record(
+        BundleRecord(
+            bundle_sha256=bundle.sha256,
+            model_sha256=model_file["sha256"],
+            model_name=bundle.model_name,
+            model_version=bundle.model_version,
+            ref=ref,
+            target=target,
+            compression=compression,
+            size_bytes=sum(f["bytes"] for f in manifest["files"].values()),
+            location=location,
+            details={"parity": manifest["parity"], "web": web, "model_bytes": model_file["bytes"]},
+        )
+    )
 
 
 def _input_spec(spec: Any) -> dict[str, Any]:
@@ -325,14 +391,3 @@ def _opsets(data: bytes) -> dict[str, int]:
 
     proto = onnx.load_from_string(data)
     return {o.domain: int(o.version) for o in proto.opset_import}
-
-
-def _png(fig: Any) -> bytes:
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()

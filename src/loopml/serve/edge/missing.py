@@ -33,7 +33,8 @@ def for_onnx(model: Any) -> Any:
 
     model = copy.deepcopy(model)
     for est in walk(model):
-        if isinstance(est, SimpleImputer) and _is_text(getattr(est, "statistics_", None)):
+        # exactly SimpleImputer: subclasses (loopml's CategoryImputer) bring their own converter
+        if type(est) is SimpleImputer and _is_text(getattr(est, "statistics_", None)):
             est.missing_values = MISSING if est.missing_values is None else NEVER
         categories = getattr(est, "categories_", None)
         if isinstance(categories, list) and type(est).__name__ in (

@@ -18,14 +18,13 @@ from loopml.core.errors import NotFoundError, ValidationError, did_you_mean
 
 #: File names a model version may carry with a held-out sample (first found is used).
 SAMPLE_FILES = ("holdout.parquet", "validation.parquet", "reference.parquet", "sample.parquet")
-_WRAPPED = ("estimator_", "estimator", "model_", "booster_")
 
 
 def estimator_of(predictor: Any) -> Any:
-    """The fitted scikit-learn / LightGBM object a native Predictor serves.
+    """The fitted model a native Predictor serves, as :func:`~.convert.to_onnx` takes it.
 
-    loopml's training wrappers keep the estimator under ``estimator_`` (or similar);
-    they are unwrapped until something a converter knows is reached.
+    That is a scikit-learn estimator or pipeline, a ``loopml.train.FrameModel`` (kept
+    whole: its downsampling correction belongs in the graph) or loopml's LightGBM model.
     """
     model = getattr(predictor, "model", None)
     if model is None:
@@ -35,21 +34,7 @@ def estimator_of(predictor: Any) -> Any:
             f"{getattr(predictor, 'flavour', '?')!r})",
             field="flavour",
         )
-    for _ in range(4):
-        if _convertible(model):
-            return model
-        inner = next(
-            (getattr(model, a) for a in _WRAPPED if getattr(model, a, None) is not None), None
-        )
-        if inner is None:
-            break
-        model = inner
     return model
-
-
-def _convertible(model: Any) -> bool:
-    module = type(model).__module__.split(".")[0]
-    return module in ("sklearn", "lightgbm")
 
 
 def held_out(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -166,19 +165,19 @@ def figure(rows: list[TradeoffRow], chosen: str | None = None) -> Any:
     return fig
 
 
-def plot(rows: list[TradeoffRow], path: str | Path, chosen: str | None = None) -> Path:
-    """Write :func:`figure` as a PNG."""
-    import matplotlib.pyplot as plt
+def png(fig: Any) -> bytes:
+    """A figure as PNG bytes (the figure stays open for further use)."""
+    import io
 
-    fig = figure(rows, chosen)
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
 
 
-def report(rows: list[TradeoffRow], chosen: str, title: str, notes: list[str]) -> str:
-    """The trade-off as one self-contained HTML page (table + plot)."""
+def report(
+    rows: list[TradeoffRow], chosen: str, title: str, notes: list[str], fig: Any = None
+) -> str:
+    """The trade-off as one self-contained HTML page (table + plot); closes ``fig``."""
     from loopml.core.report import HtmlReport
 
     page = HtmlReport(title)
@@ -186,5 +185,6 @@ def report(rows: list[TradeoffRow], chosen: str, title: str, notes: list[str]) -
     for note in notes:
         page.text(note, note=True)
     page.heading("Variants").table([r.to_dict() for r in rows])
-    page.heading("Accuracy / size / speed").figure(figure(rows, chosen), "chosen variant in red")
+    fig = fig if fig is not None else figure(rows, chosen)
+    page.heading("Accuracy / size / speed").figure(fig, "chosen variant in red")
     return page.render()

@@ -143,4 +143,12 @@ def run(
         return
     os.environ[_PROJECT_ENV] = str(cfg.root)
     os.environ[_OVERRIDES_ENV] = f"{host},{port}"
-    uvicorn.run("loopml.serve.online.app:app_from_env", factory=True, workers=workers, **common)
+    # workers import the model libraries before answering the supervisor's health pings;
+    # on a busy machine that takes longer than uvicorn's 5 s default, which would kill them
+    uvicorn.run(
+        "loopml.serve.online.app:app_from_env",
+        factory=True,
+        workers=workers,
+        timeout_worker_healthcheck=60,
+        **common,
+    )

@@ -67,9 +67,14 @@ def compare_stream_vs_daily_batch(
     from loopml.sim.world import World
 
     cfg = world_config or WorldConfig(
-        days=3, shift_day=2, shift_fraction=1.0, new_segment_fraction=0.5,
+        days=3,
+        shift_day=2,
+        shift_fraction=1.0,
+        new_segment_fraction=0.5,
         impressions_per_day=12_000,
-        n_users=3000, n_items=150, format_change_day=0,
+        n_users=3000,
+        n_items=150,
+        format_change_day=0,
     )
     world = World(cfg)
     frames = world.generate(progress=progress)
@@ -127,14 +132,15 @@ def _true_ctr(world: Any, impressions: Any, ids: list[str]) -> Any:
         devices = imp["device"].astype(object).where(imp["device"].notna(), None).tolist()
     ts = pd.DatetimeIndex(imp["ts"])
     return world.true_ctr(
-        imp["user_id"].to_numpy(), imp["item_id"].to_numpy(), imp["position"].to_numpy(), ts,
+        imp["user_id"].to_numpy(),
+        imp["item_id"].to_numpy(),
+        imp["position"].to_numpy(),
+        ts,
         devices=devices,
     )
 
 
-def _daily_batch_predictions(
-    trace: list, ts: Any, start: float, window: float, days: int
-) -> Any:
+def _daily_batch_predictions(trace: list, ts: Any, start: float, window: float, days: int) -> Any:
     """Refit at each midnight on every example whose label was known by then."""
     import numpy as np
     from sklearn.feature_extraction import FeatureHasher
@@ -209,4 +215,3 @@ def plot_progressive_curve(learner: Any, path: str, title: str = "") -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-

@@ -44,7 +44,8 @@ def event_time(value: Any, event_type: str = "event") -> float:
     >>> event_time("2026-01-05T01:00:00Z")
     1767574800.0
     """
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    kind = type(value)
+    if kind is float or kind is int:
         return float(value)
     if isinstance(value, str):
         try:
@@ -125,17 +126,22 @@ class EventReader:
     def impression_features(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Raw features of an impression (or a prediction request shaped like one)."""
         item_id = _required(payload, "item_id")
+        x: dict[str, Any] = {"item_id": item_id}
         position = payload.get("position")
+        if position is not None:
+            x["position"] = str(position)
         ts = payload.get("ts")
-        x: dict[str, Any] = {
-            "item_id": item_id,
-            "position": None if position is None else str(position),
-            "hour": None if ts is None else str(int(event_time(ts) // 3600 % 24)),
-            "device": payload.get("device"),
-        }
-        x.update(self.users.get(payload.get("user_id"), {}))
-        x.update(self.items.get(item_id, {}))
-        return {k: v for k, v in x.items() if v is not None}
+        if ts is not None:
+            x["hour"] = str(int(event_time(ts) // 3600 % 24))
+        device = payload.get("device")
+        if device is not None:
+            x["device"] = device
+        for attrs in (self.users.get(payload.get("user_id")), self.items.get(item_id)):
+            if attrs:
+                for key, value in attrs.items():
+                    if value is not None:
+                        x[key] = value
+        return x
 
 
 def _required(payload: dict[str, Any], name: str) -> str:

@@ -24,6 +24,9 @@ class Crosses(base.MiniBatchTransformer):
     {'segment': 'organic', 'category': 'news', 'segment|category': 'organic|news'}
     """
 
+    #: Learns nothing: the learner may transform once at arrival and reuse the result.
+    stateless = True
+
     def __init__(self, pairs: Sequence[tuple[str, str]] = ()) -> None:
         self.pairs = [tuple(p) for p in pairs]
 
@@ -55,6 +58,8 @@ class OneHot(base.MiniBatchTransformer):
     >>> OneHot().transform_one({"item_id": "i7", "position": 2, "missing": None})
     {'item_id=i7': 1.0, 'position': 2}
     """
+
+    stateless = True
 
     def transform_one(self, x: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}

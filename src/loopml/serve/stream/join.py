@@ -28,6 +28,7 @@ class Pending:
     expires: float
     y_pred: Any = None
     labelled: bool = False
+    raw: dict[str, Any] | None = None  # the untransformed features, kept only for traces
 
 
 class LabelJoin:

@@ -18,7 +18,7 @@ from typing import Any
 from loopml.core.errors import ValidationError
 from loopml.serve.stream.events import EXAMPLE, LABEL, EventReader
 from loopml.serve.stream.join import LabelJoin, Pending
-from loopml.serve.stream.models import make_model, supports_many
+from loopml.serve.stream.models import make_model, split_stateless, supports_many
 from loopml.serve.stream.progressive import ProgressiveMetrics
 from loopml.storage.queues.base import Message, Position
 from loopml.storage.queues.dedup import SeenIds
@@ -92,6 +92,7 @@ class OnlineLearner:
                 "or sgd model",
                 field="mini_batch",
             )
+        self._front, self._final = split_stateless(self.model_)
         self.join_ = LabelJoin(label_window_s, default_label)
         self.metrics_ = ProgressiveMetrics(curve_every=curve_every, rolling=rolling)
         self.reader_ = EventReader()
@@ -124,8 +125,10 @@ class OnlineLearner:
         if kind == EXAMPLE:
             self._advance(ts, batch=None)
             self._note_features(body)
-            y_pred = self.model_.predict_proba_one(body)
-            self.join_.add(event_id, ts, body, y, y_pred)
+            xt = self._transform(body)
+            item = self.join_.add(event_id, ts, xt, y, self._final.predict_proba_one(xt))
+            if self.trace_ is not None:
+                item.raw = body
         elif kind == LABEL:
             self._advance(ts, batch=None)
             self.counts_[f"labels_{self.join_.label(body, ts, y)}"] += 1
@@ -145,13 +148,20 @@ class OnlineLearner:
         if not self.seen_.add(read[2]):
             self.counts_["duplicates"] += 1
             return None
-        if self.learn_after is not None and read[0] in (EXAMPLE, LABEL) and (
-            read[1] <= self.learn_after
+        if (
+            self.learn_after is not None
+            and read[0] in (EXAMPLE, LABEL)
+            and (read[1] <= self.learn_after)
         ):
             self.counts_["before_warm_start"] += 1
             return None
         self.counts_[read[0]] += 1
         return read
+
+    def _transform(self, x: dict[str, Any]) -> dict[str, Any]:
+        for step in self._front:
+            x = step.transform_one(x)
+        return x
 
     def _note_features(self, x: dict[str, Any]) -> None:
         kinds = self.feature_kinds_
@@ -168,9 +178,7 @@ class OnlineLearner:
                 )
 
     # -- a chunk of messages ------------------------------------------------------------
-    def process_messages(
-        self, messages: Iterable[Message], on_error: Any = None
-    ) -> int:
+    def process_messages(self, messages: Iterable[Message], on_error: Any = None) -> int:
         """Apply consumed queue messages in order; return how many were applied.
 
         A bad message is passed to ``on_error(message, error)`` (e.g. to dead-letter it)
@@ -209,7 +217,10 @@ class OnlineLearner:
             if kind == EXAMPLE:
                 self._advance(ts, batch=resolved)
                 self._note_features(body)
-                new.append(self.join_.add(event_id, ts, body, y))
+                item = self.join_.add(event_id, ts, self._transform(body), y)
+                if self.trace_ is not None:
+                    item.raw = body
+                new.append(item)
             elif kind == LABEL:
                 self._advance(ts, batch=resolved)
                 self.counts_[f"labels_{self.join_.label(body, ts, y)}"] += 1
@@ -220,10 +231,16 @@ class OnlineLearner:
         return applied
 
     def _predict_chunk(self, items: list[Pending]) -> None:
+        rows = [i.x for i in items]
+        final = self._final
+        if hasattr(final, "predict_proba_dicts"):  # no pandas round trip
+            proba = final.predict_proba_dicts(rows)
+            for item, row in zip(items, proba, strict=True):
+                item.y_pred = row
+            return
         import pandas as pd
 
-        frame = pd.DataFrame([i.x for i in items])
-        proba = self.model_.predict_proba_many(frame)
+        proba = final.predict_proba_many(pd.DataFrame(rows).fillna(0.0))
         columns = list(proba.columns)
         for item, row in zip(items, proba.itertuples(index=False), strict=True):
             item.y_pred = dict(zip(columns, map(float, row), strict=True))
@@ -244,11 +261,11 @@ class OnlineLearner:
         if self.trace_ is not None and item.y_pred:
             arrival = item.expires - self.label_window_s
             p = float(item.y_pred.get(True, 0.0))
-            self.trace_.append((item.example_id, arrival, item.x, item.y, p))
+            self.trace_.append((item.example_id, arrival, item.raw, item.y, p))
         self.counts_["learnt"] += 1
         self.counts_["labelled_positive" if item.labelled else "labelled_default"] += 1
         if self.mini_batch == 1:
-            self.model_.learn_one(item.x, item.y)
+            self._final.learn_one(item.x, item.y)
             return
         self._learn_x.append(item.x)
         self._learn_y.append(item.y)
@@ -258,9 +275,13 @@ class OnlineLearner:
     def _flush_batch(self) -> None:
         if not self._learn_x:
             return
-        import pandas as pd
+        final = self._final
+        if hasattr(final, "learn_dicts"):
+            final.learn_dicts(self._learn_x, self._learn_y)
+        else:
+            import pandas as pd
 
-        self.model_.learn_many(pd.DataFrame(self._learn_x), pd.Series(self._learn_y))
+            final.learn_many(pd.DataFrame(self._learn_x).fillna(0.0), pd.Series(self._learn_y))
         self._learn_x, self._learn_y = [], []
 
     def finish(self) -> None:

@@ -102,3 +102,21 @@ def supports_many(model: Any) -> bool:
     if isinstance(steps, dict) and steps:
         model = list(steps.values())[-1]
     return hasattr(model, "learn_many") and hasattr(model, "predict_proba_many")
+
+
+def split_stateless(model: Any) -> tuple[list[Any], Any]:
+    """``(front, final)`` when every step before the last is stateless, else ``([], model)``.
+
+    Stateless steps (``Crosses``, ``OneHot``) give the same output at prediction and at
+    learning time, so the learner transforms each example once, on arrival, and feeds the
+    result to the final estimator twice: half the feature work of calling the pipeline's
+    ``predict_proba_one`` and ``learn_one`` separately, with identical results.
+    """
+    steps = getattr(model, "steps", None)
+    if not isinstance(steps, dict) or len(steps) < 2:
+        return [], model
+    values = list(steps.values())
+    front = values[:-1]
+    if not all(getattr(step, "stateless", False) for step in front):
+        return [], model
+    return front, values[-1]

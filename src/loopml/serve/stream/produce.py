@@ -22,7 +22,8 @@ _ORDER = {"user": 0, "item": 1, "impression": 2, "click": 3, "conversion": 4}
 
 
 def event_payloads(
-    frames: Mapping[str, pd.DataFrame], types: tuple[str, ...] = ("user", "item", "impression", "click")
+    frames: Mapping[str, pd.DataFrame],
+    types: tuple[str, ...] = ("user", "item", "impression", "click"),
 ) -> Iterator[tuple[dict[str, Any], str | None]]:
     """``(payload, key)`` for every row of ``frames``, merged in event-time order."""
     import numpy as np

@@ -190,9 +190,13 @@ class StreamRunner:
     def _maybe_commit(self) -> None:
         s = self.settings
         now = time.monotonic()
-        due_snapshot = self.registry is not None and self._learnt_since_snapshot > 0 and (
-            self._learnt_since_snapshot >= s.snapshot_every
-            or now - self._last_snapshot >= s.snapshot_seconds
+        due_snapshot = (
+            self.registry is not None
+            and self._learnt_since_snapshot > 0
+            and (
+                self._learnt_since_snapshot >= s.snapshot_every
+                or now - self._last_snapshot >= s.snapshot_seconds
+            )
         )
         if due_snapshot:
             self.commit(snapshot=True)

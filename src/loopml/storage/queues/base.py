@@ -56,7 +56,11 @@ def check_topic(topic: str) -> str:
 
 
 def check_partitions(partitions: object) -> int:
-    if isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= 256:
+    if (
+        isinstance(partitions, bool)
+        or not isinstance(partitions, int)
+        or not 1 <= partitions <= 256
+    ):
         raise ValidationError(
             f"partitions must be an integer from 1 to 256, got {partitions!r}", field="partitions"
         )
@@ -135,9 +139,7 @@ class Queue(ABC):
         """Every message delivered to ``consumer`` but never acked (e.g. before a crash)."""
 
     @abstractmethod
-    def claim_stale(
-        self, topic: str, group: str, consumer: str, min_idle_ms: int
-    ) -> list[Message]:
+    def claim_stale(self, topic: str, group: str, consumer: str, min_idle_ms: int) -> list[Message]:
         """Move to ``consumer`` the pending messages of any consumer idle for ``min_idle_ms``."""
 
     @abstractmethod

@@ -213,9 +213,7 @@ class RedisStreamsQueue(Queue):
             out.extend(found)
         return out
 
-    def claim_stale(
-        self, topic: str, group: str, consumer: str, min_idle_ms: int
-    ) -> list[Message]:
+    def claim_stale(self, topic: str, group: str, consumer: str, min_idle_ms: int) -> list[Message]:
         self._check_open()
         out: list[Message] = []
         for part in self._select(topic, None):

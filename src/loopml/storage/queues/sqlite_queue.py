@@ -246,9 +246,7 @@ class SQLiteQueue(Queue):
             for seq, part, key, data, deliveries in rows
         ]
 
-    def claim_stale(
-        self, topic: str, group: str, consumer: str, min_idle_ms: int
-    ) -> list[Message]:
+    def claim_stale(self, topic: str, group: str, consumer: str, min_idle_ms: int) -> list[Message]:
         self._check_open()
         check_topic(topic)
         now = time.time()

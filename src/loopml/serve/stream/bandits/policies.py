@@ -34,7 +34,9 @@ class Policy(ABC):
 
     def select(self, candidates: Sequence[str], context: dict[str, Any] | None = None) -> str:
         if len(candidates) == 0:
-            raise ValidationError("candidates is empty; offer at least one item", field="candidates")
+            raise ValidationError(
+                "candidates is empty; offer at least one item", field="candidates"
+            )
         return self._select(list(candidates), context or {})
 
     @abstractmethod
@@ -133,7 +135,9 @@ class ThompsonSampling(Policy):
 
     def __init__(self, prior: tuple[float, float] = (1.0, 20.0), seed: int = 0) -> None:
         if min(prior) <= 0:
-            raise ValidationError(f"prior must be two positive numbers, got {prior!r}", field="prior")
+            raise ValidationError(
+                f"prior must be two positive numbers, got {prior!r}", field="prior"
+            )
         super().__init__(seed)
         self.prior = tuple(prior)
 

@@ -45,7 +45,9 @@ class BanditService:
             context = req.get("context") or {}
             arm = self.policy.select(req["candidates"], context)
             self.decisions_[req["request_id"]] = (arm, context)
-            out.append({"request_id": req["request_id"], "item_id": arm, "policy": self.policy.name})
+            out.append(
+                {"request_id": req["request_id"], "item_id": arm, "policy": self.policy.name}
+            )
         self.queue.publish_many(DECISIONS, out, [m.key for m in msgs])
         self.queue.ack(REQUESTS, self.name, msgs)
         self.counts_["requests"] += len(msgs)
