@@ -170,10 +170,16 @@ def bench_model(cfg, name, result, mv, test, out: Path) -> dict:  # noqa: ANN001
 
 
 def report(results: list[dict], command: str) -> str:
+    import os
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         "# bench/edge: pattern 3 (edge) - ONNX Runtime vs the native model",
         "",
         f"Command: `{command}`",
+        "",
+        f"Machine: {os.cpu_count()} cores, load average {load} when the report was written "
+        "(shared machine: absolute times are noisy, ratios come from the same run).",
         "",
     ]
     for r in results:

@@ -107,7 +107,7 @@ def bench_features(per_day: int, repeats: int) -> None:
 
     one = FeatureView("u", 1, "user_id", "", (Count("impressions_7d", "impression", "7d"),))
     start, end = pd.Timestamp("2026-01-05", tz="UTC"), pd.Timestamp("2026-01-19", tz="UTC")
-    tables = load_events(con, [one], start, end, extra={"impression": {"user_id"}})
+    tables = load_events(log, con, [one], start, end, extra={"impression": {"user_id"}})
     imp = tables["impression"]
     keys = {"user_id": imp.column("user_id")}
     t_us = imp.column("_t").to_numpy()

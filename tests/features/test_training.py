@@ -132,7 +132,7 @@ def test_end_to_end_on_the_simulated_world(tmp_path):
     from loopml.sim.config import WorldConfig
     from loopml.sim.world import World
 
-    cfg = WorldConfig(n_users=500, n_items=40, days=9, impressions_per_day=3000)
+    cfg = WorldConfig(n_users=300, n_items=40, days=9, impressions_per_day=2000)
     logs = World(cfg).generate()
     log = EventLog(str(tmp_path / "events"))
     for kind, frame in logs.items():

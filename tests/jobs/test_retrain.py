@@ -66,6 +66,17 @@ def test_manual_promotion_waits_for_approval(champion_cfg):
     assert reg.alias_history("ctr", "production")[-1].actor == "ana"
 
 
+def test_rollout_promotion_hands_the_candidate_to_a_canary(champion_cfg):
+    from loopml.rollout.store import ExperimentStore
+
+    result = retrain(champion_cfg, RetrainSpec("ctr", train_days=3, promotion="rollout"), now=NOW)
+    assert result.approval == "rollout:ctr-retrain-v2" and not result.promoted
+    experiment = ExperimentStore.from_config(champion_cfg).get("ctr-retrain-v2")
+    assert experiment.running and experiment.spec.policy == "canary"
+    assert experiment.spec.arms == ("production", "challenger")
+    assert Registry.from_config(champion_cfg).aliases("ctr") == {"production": 1, "challenger": 2}
+
+
 def test_stateful_retrain_continues_the_champions_boosting(champion_cfg):
     result = retrain(
         champion_cfg,

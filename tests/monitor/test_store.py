@@ -30,18 +30,34 @@ def test_profiles_windows_columns_performance_and_alerts_round_trip(store, tmp_p
     for day, shift in ((1, 0.0), (2, 1.0)):
         cur = {"x": rng.normal(shift, 1, 3000), "c": rng.choice(["a", "b", "z"], 3000)}
         summary = summarise(profile, cur)
-        store.record_window("ctr", 2, f"2026-01-0{day}", f"2026-01-0{day + 1}",
-                            check_drift(profile, cur), check_quality(profile, summary))
+        store.record_window(
+            "ctr",
+            2,
+            f"2026-01-0{day}",
+            f"2026-01-0{day + 1}",
+            check_drift(profile, cur),
+            check_quality(profile, summary),
+        )
     windows = store.windows("ctr")
     assert [w["n_drifted"] for w in windows] == [1, 2]  # the unseen "z" drifts c both days
     assert windows[0]["quality_failed"] == 1 and windows[0]["end"].day == 2
     history = store.column_history("ctr")
     assert {(r["end"].day, r["column"]): r["drifted"] for r in history} == {
-        (2, "x"): False, (2, "c"): True, (3, "x"): True, (3, "c"): True,
+        (2, "x"): False,
+        (2, "c"): True,
+        (3, "x"): True,
+        (3, "c"): True,
     }
-    store.record_performance("ctr", 2, "2026-01-01", "2026-01-02",
-                             [{"metric": "auc", "value": 0.71, "n": 900},
-                              {"metric": "auc", "value": float("nan"), "n": 0, "slice": "x=1"}])
+    store.record_performance(
+        "ctr",
+        2,
+        "2026-01-01",
+        "2026-01-02",
+        [
+            {"metric": "auc", "value": 0.71, "n": 900},
+            {"metric": "auc", "value": float("nan"), "n": 0, "slice": "x=1"},
+        ],
+    )
     (row,) = store.performance_history("ctr", "auc")
     assert row["value"] == pytest.approx(0.71)
     alert_id = store.record_alert({"rule": "r", "model": "ctr", "message": "m", "value": 1.0})

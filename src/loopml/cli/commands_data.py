@@ -57,8 +57,21 @@ def register(app: typer.Typer) -> None:
 
     @events_app.command("dead-letters")
     def dead_letters(limit: int = 20, project: ProjectOpt = None) -> None:
-        """Show rejected events with the reason each was rejected."""
-        _print_frame(open_project(project).events.dead_letters(), limit)
+        """Show rejected events, newest first: the reason, then the original row."""
+        frame = open_project(project).events.dead_letters()
+        out = console()
+        if frame.empty:
+            out.print("no dead letters: every ingested event was valid")
+            return
+        frame = frame.sort_values("received_at", ascending=False)
+        for row in frame.head(limit).itertuples(index=False):
+            out.print(
+                f"[dim]{str(row.received_at)[:19]}[/] [bold]{row.event_type}[/] "
+                f"from {row.source}: [yellow]{row.reason}[/]",
+                highlight=False,
+            )
+            out.print(f"    {row.row}", highlight=False, soft_wrap=True)
+        out.print(f"{len(frame):,} dead letters in all")
 
     @events_app.command("counts")
     def counts(project: ProjectOpt = None) -> None:

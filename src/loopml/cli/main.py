@@ -7,7 +7,13 @@ import sys
 
 import typer
 
-from loopml.cli import commands_data, commands_models, commands_project, commands_serve
+from loopml.cli import (
+    commands_data,
+    commands_models,
+    commands_project,
+    commands_serve,
+    commands_sim,
+)
 
 app = typer.Typer(
     name="loopml",
@@ -22,6 +28,7 @@ commands_project.register(app)
 commands_data.register(app)
 commands_models.register(app)
 commands_serve.register(app)
+commands_sim.register(app)
 
 
 def main() -> None:

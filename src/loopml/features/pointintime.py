@@ -20,7 +20,6 @@ from loopml.features.asof import AsOfIndex, encode, query_order
 from loopml.features.views import Age, Count, FeatureView, Rate, Recency, Sum
 from loopml.features.windows import window_seconds
 from loopml.logs.progress import progress_bar
-from loopml.logs.schemas import all_fields
 
 if TYPE_CHECKING:
     import duckdb
@@ -94,6 +93,7 @@ def _plan(views: Sequence[FeatureView]) -> dict[tuple[str, str], _Source]:
 
 
 def load_events(
+    log: EventLog,
     con: duckdb.DuckDBPyConnection,
     views: Sequence[FeatureView],
     first: Any,
@@ -104,9 +104,12 @@ def load_events(
 
     ``first``/``before``: the earliest and (exclusive) latest query time; rows older than
     ``first`` minus the longest window are skipped unless recency or a snapshot needs all
-    history. ``extra``: more columns per type, read from ``first`` on.
+    history. ``extra``: more columns per type, read from ``first`` on. Reading past
+    ``before`` would be harmless (lookups only ever see ``ts < t``), reading less is not.
     """
     import pandas as pd
+
+    from loopml.logs.scan import scan
 
     cols: dict[str, set[str]] = {}
     lower: dict[str, Any] = {}  # earliest ts needed per event type; None = all history
@@ -123,20 +126,10 @@ def load_events(
     for event, more in (extra or {}).items():
         cols.setdefault(event, set()).update(more)
         need(event, first)
-    tables = {}
-    for event, needed in cols.items():
-        ordered = [c for c in all_fields(event) if c in needed | {"event_id", "ts"}]
-        where, params = "ts < $before", {"before": before}
-        if lower[event] is not None:
-            where += " AND ts >= $after"
-            params["after"] = lower[event]
-        select = ", ".join(f'"{c}"' for c in ordered)
-        tables[event] = con.sql(
-            f'SELECT {select}, epoch_us(ts) AS _t FROM "{event}" WHERE {where} '
-            "ORDER BY ts, event_id",
-            params=params,
-        ).to_arrow_table()
-    return tables
+    return {
+        event: scan(log, con, event, sorted(needed), lower[event], before)
+        for event, needed in cols.items()
+    }
 
 
 def compute_features(
@@ -270,7 +263,7 @@ def point_in_time(
     con = log.connect()
     try:
         with progress_bar(2, "point-in-time features", progress) as advance:
-            tables = load_events(con, views, stamps.min(), stamps.max())
+            tables = load_events(log, con, views, stamps.min(), stamps.max())
             advance(1)
             values = compute_features(tables, views, keys, ts_us)
             advance(1)

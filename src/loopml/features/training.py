@@ -69,7 +69,7 @@ def build_training_set(
     con = log.connect()
     try:
         with progress_bar(3, "building training set", progress) as advance:
-            tables = load_events(con, views, lo, hi, extra={"impression": set(BASE_COLUMNS)})
+            tables = load_events(log, con, views, lo, hi, extra={"impression": set(BASE_COLUMNS)})
             impressions = tables["impression"]
             t_all = impressions.column("_t").to_numpy()
             first = int(np.searchsorted(t_all, _micros(lo), side="left"))

@@ -85,10 +85,11 @@ class RetrainSpec:
                 f"{did_you_mean(self.metric, list(GATE_METRICS))}",
                 field="retrain.metric",
             )
-        if self.promotion not in ("auto", "manual"):
+        if self.promotion not in ("auto", "manual", "rollout"):
             raise ValidationError(
-                f"retrain.promotion must be 'auto' (train-then-serve) or 'manual' "
-                f"(wait for `loopml retrain approve`), got {self.promotion!r}",
+                f"retrain.promotion must be 'auto' (train-then-serve), 'manual' (wait for "
+                f"`loopml retrain approve`) or 'rollout' (a canary experiment decides), got "
+                f"{self.promotion!r}",
                 field="retrain.promotion",
             )
         if self.train_days <= 0 or self.holdout_days <= 0:
@@ -306,6 +307,15 @@ def _promote(registry: Registry, spec: RetrainSpec, result: RetrainResult) -> No
     if spec.promotion == "auto":
         registry.set_alias(spec.model, spec.alias, result.version, actor=ACTOR, reason=why)
         result.promoted, result.approval = True, "auto"
+    elif spec.promotion == "rollout":
+        registry.set_alias(
+            spec.model,
+            spec.candidate_alias,
+            result.version,
+            actor=ACTOR,
+            reason=f"{why}; canary rollout",
+        )
+        result.approval = f"rollout:{_start_canary(registry, spec, result.version)}"
     else:
         registry.set_alias(
             spec.model,
@@ -315,6 +325,22 @@ def _promote(registry: Registry, spec: RetrainSpec, result: RetrainResult) -> No
             reason=f"{why}; awaiting approval",
         )
         result.approval = "pending"
+
+
+def _start_canary(registry: Registry, spec: RetrainSpec, version: int) -> str:
+    """Hand the candidate to the rollout machinery: a canary that promotes itself when
+    its guardrails hold at every ramp stage (``loopml rollout`` shows and stops it)."""
+    from loopml.rollout.lifecycle import start
+    from loopml.rollout.records import ExperimentSpec
+    from loopml.rollout.store import ExperimentStore
+
+    name = f"{spec.model}-retrain-v{version}"
+    store = ExperimentStore(registry.metadata_url)
+    experiment = ExperimentSpec(
+        name, spec.model, "canary", (spec.alias, spec.candidate_alias), auto_promote=True
+    )
+    start(store, experiment, resolve=registry.resolve, actor=ACTOR)
+    return name
 
 
 def _finish_previous(registry, spec, champion, key) -> RetrainResult | None:  # noqa: ANN001

@@ -30,6 +30,9 @@ FORMAT = "loopml.lightgbm/1"
 #: Batches up to this many rows go row by row through the fast path; larger ones through
 #: ``Booster.predict``, whose fixed setup cost is then shared (crossover measured ~8-16 rows).
 SMALL_BATCH = 8
+#: Below this many rows ``Booster.predict`` runs on one thread: OpenMP start-up and spinning
+#: cost more than they save on small batches, and starve co-located serving workers.
+PARALLEL_ROWS = 5000
 
 
 class LightGBMModel:
@@ -170,6 +173,8 @@ class LightGBMModel:
         return out
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        if len(matrix) < PARALLEL_ROWS:
+            return self.finish(self.booster.predict(matrix, num_threads=1))
         return self.finish(self.booster.predict(matrix))
 
     def predict_proba(self, frame: Any) -> np.ndarray:

@@ -203,15 +203,18 @@ class PartialFitClassifier:
         self.fitted_ = False
 
     def _features(self, rows: list[dict[str, Any]]) -> Any:
+        pairs = self.crosses
         prepared = []
         for x in rows:
-            row = {k: v for k, v in x.items() if not _missing(v)}
-            for a, b in self.crosses:
+            # drop None and NaN (NaN != NaN); booleans hash as numbers
+            row = {
+                k: (float(v) if v.__class__ is bool else v)
+                for k, v in x.items()
+                if v is not None and v == v
+            }
+            for a, b in pairs:
                 if a in row and b in row:
                     row[f"{a}|{b}"] = f"{row[a]}|{row[b]}"
-            for k, v in row.items():
-                if isinstance(v, bool):
-                    row[k] = float(v)
             prepared.append(row)
         return self._hasher.transform(prepared)
 

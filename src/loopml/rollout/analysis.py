@@ -74,12 +74,29 @@ def summarize(store: ExperimentStore, exp: Experiment) -> dict[str, Any]:
     return out
 
 
+def always_valid_looks(store: ExperimentStore, exp: Experiment) -> dict[str, float]:
+    """This look's always-valid p-value per challenger (already min-ed with earlier looks).
+
+    The server stores the running minimum at every tick, so the p-value a person reads
+    never goes back up and a decision, once reached, stays.
+    """
+    spec = exp.spec
+    if spec.policy == "interleave":
+        return {spec.arms[1]: interleave_summary(store, exp)["always_valid_p"]}
+    if spec.policy not in ("ab", "bandit"):
+        return {}
+    arms = _arms(store, exp, kind="serve", latency=False)
+    return {c["arm"]: c["always_valid_p"] for c in _comparisons(exp, arms)}
+
+
 def winner(store: ExperimentStore, exp: Experiment) -> str | None:
     """The arm the statistics declare better, or None while undecided."""
     return summarize(store, exp)["decision"].get("winner")
 
 
-def _arms(store: ExperimentStore, exp: Experiment, kind: str | None) -> list[dict[str, Any]]:
+def _arms(
+    store: ExperimentStore, exp: Experiment, kind: str | None, latency: bool = True
+) -> list[dict[str, Any]]:
     spec = exp.spec
     totals = store.arm_totals(exp.name, kind=kind)
     outcomes = store.outcome_totals(exp.name, spec.metric)
@@ -91,7 +108,7 @@ def _arms(store: ExperimentStore, exp: Experiment, kind: str | None) -> list[dic
         positive = min(int(o.get("positive", 0)), n)
         total = float(o.get("total", 0.0))
         low, high = proportion_ci(positive, n) if n else (None, None)
-        lat = store.latencies(exp.name, arm, kind=kind)
+        lat = store.latencies(exp.name, arm, kind=kind) if latency else []
         p50, p99 = percentiles(lat, [50, 99])
         mean = total / n if n else None
         var = (float(o.get("total_sq", 0.0)) / n - mean * mean) * n / (n - 1) if n > 1 else None
@@ -111,6 +128,7 @@ def _arms(store: ExperimentStore, exp: Experiment, kind: str | None) -> list[dic
                 "metric_total": total,
                 "metric_mean": mean,
                 "metric_var": var,
+                "binary": bool(o.get("binary", True)),
             }
         )
     served = sum(r["requests"] for r in rows)
@@ -120,8 +138,8 @@ def _arms(store: ExperimentStore, exp: Experiment, kind: str | None) -> list[dic
 
 
 def _binary(exp: Experiment, arms: list[dict[str, Any]]) -> bool:
-    """Whether the metric is a 0/1 outcome per request (a rate) rather than an amount."""
-    return all(abs(a["metric_total"] - a["positive"]) < 1e-9 for a in arms)
+    """Whether the metric is a 0/1 outcome (a rate, e.g. clicks) rather than an amount."""
+    return all(a["binary"] for a in arms)
 
 
 def _comparisons(exp: Experiment, arms: list[dict[str, Any]]) -> list[dict[str, Any]]:

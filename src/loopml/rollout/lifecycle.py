@@ -264,6 +264,28 @@ def _window(store: ExperimentStore, exp: Experiment, arm: str, since: float | No
     )
 
 
+def record_look(store: ExperimentStore, exp: Experiment) -> Experiment:
+    """Keep the running minimum of each always-valid p-value in the experiment's state."""
+    from loopml.rollout.analysis import always_valid_looks
+
+    if not exp.running:
+        return exp
+    stored = dict(exp.state.get("always_valid_p", {}))
+    looks = always_valid_looks(store, exp)
+    lower = {a: p for a, p in looks.items() if p < stored.get(a, 1.0) - 1e-12}
+    if not lower:
+        return exp
+    try:
+        return store.update(
+            exp.name,
+            action="state",
+            state={**exp.state, "always_valid_p": {**stored, **lower}},
+            expected_revision=exp.revision,
+        )
+    except ConflictError:
+        return store.get(exp.name)
+
+
 def bandit_counts(store: ExperimentStore, exp: Experiment) -> tuple[list[float], list[float]]:
     """Stored successes and trials per arm, in arm order (the bandit's posterior)."""
     totals = store.arm_totals(exp.name, kind="serve")

@@ -429,9 +429,12 @@ class ExperimentRouter:
             if exp.spec.policy == "canary":
                 after = await asyncio.to_thread(lifecycle.evaluate_canary, self.store, exp)
                 changed = changed or after.revision != exp.revision
-            elif isinstance(active.policy, BanditPolicy):
+                continue
+            if isinstance(active.policy, BanditPolicy):
                 wins, trials = await asyncio.to_thread(lifecycle.bandit_counts, self.store, exp)
                 active.policy.set_counts(wins, trials)
+            after = await asyncio.to_thread(lifecycle.record_look, self.store, exp)
+            changed = changed or after.revision != exp.revision
         if changed:
             await self.reload()
 

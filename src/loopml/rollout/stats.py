@@ -76,8 +76,14 @@ class Difference:
         return self.low > 0.0 or self.high < 0.0
 
 
-def difference(s_a: float, n_a: float, s_b: float, n_b: float, level: float = 0.95) -> Difference:
-    """The lift of arm B over arm A: unpooled interval, pooled two-proportion z-test.
+def difference(
+    s_a: float, n_a: float, s_b: float, n_b: float, level: float = 0.95
+) -> Difference:
+    """The lift of arm B over arm A: Newcombe's interval, pooled two-proportion z-test.
+
+    Newcombe's hybrid score interval combines the two Wilson intervals, so it stays
+    honest when an arm has few requests or no successes yet (where the textbook Wald
+    interval collapses to zero width).
 
     >>> d = difference(300, 10_000, 380, 10_000)
     >>> round(d.diff, 4), d.significant, round(d.p_value, 4)
@@ -89,10 +95,12 @@ def difference(s_a: float, n_a: float, s_b: float, n_b: float, level: float = 0.
         return Difference(0.0, -1.0, 1.0, 0.0, 1.0)
     p_a, p_b = s_a / n_a, s_b / n_b
     diff = p_b - p_a
-    se = math.sqrt(p_a * (1 - p_a) / n_a + p_b * (1 - p_b) / n_b)
-    half = _z(level) * se
+    low_a, high_a = proportion_ci(s_a, n_a, level)
+    low_b, high_b = proportion_ci(s_b, n_b, level)
+    low = diff - math.sqrt((p_b - low_b) ** 2 + (high_a - p_a) ** 2)
+    high = diff + math.sqrt((high_b - p_b) ** 2 + (p_a - low_a) ** 2)
     z, p = two_proportion_ztest(s_a, n_a, s_b, n_b)
-    return Difference(diff, diff - half, diff + half, z, p)
+    return Difference(diff, low, high, z, p)
 
 
 def two_proportion_ztest(s_a: float, n_a: float, s_b: float, n_b: float) -> tuple[float, float]:

@@ -289,11 +289,16 @@ class ExperimentStore:
         self, name: str, metric: str, *, since: float | None = None
     ) -> dict[str, dict[str, float]]:
         """Per arm: requests with the metric, requests with a positive value, the sum of
-        per-request values and of their squares (for means and variances)."""
+        per-request values and of their squares (for means and variances), and whether
+        every outcome was a 0/1 value (then the metric is a rate)."""
         o = t.outcomes
-        inner = sa.select(o.c.arm, o.c.request_id, sa.func.sum(o.c.value).label("v")).where(
-            o.c.experiment == name, o.c.metric == metric
-        )
+        inner = sa.select(
+            o.c.arm,
+            o.c.request_id,
+            sa.func.sum(o.c.value).label("v"),
+            sa.func.max(o.c.value).label("top"),
+            sa.func.min(o.c.value).label("bottom"),
+        ).where(o.c.experiment == name, o.c.metric == metric)
         if since is not None:
             inner = inner.where(o.c.ts >= since)
         sub = inner.group_by(o.c.arm, o.c.request_id).subquery()
@@ -303,6 +308,8 @@ class ExperimentStore:
             sa.func.sum(sa.case((sub.c.v > 0, 1), else_=0)).label("positive"),
             sa.func.sum(sub.c.v).label("total"),
             sa.func.sum(sub.c.v * sub.c.v).label("total_sq"),
+            sa.func.max(sub.c.top).label("top"),
+            sa.func.min(sub.c.bottom).label("bottom"),
         ).group_by(sub.c.arm)
         with self.engine.connect() as conn:
             return {
@@ -311,6 +318,7 @@ class ExperimentStore:
                     "positive": int(r["positive"] or 0),
                     "total": float(r["total"] or 0.0),
                     "total_sq": float(r["total_sq"] or 0.0),
+                    "binary": r["top"] is None or (r["top"] <= 1.0 and r["bottom"] >= 0.0),
                 }
                 for r in conn.execute(q).mappings()
             }

@@ -90,7 +90,7 @@ def test_prediction_log_records_inputs_outputs_and_version(served):
     rec = found.iloc[0]
     assert rec["model"] == "ctr" and rec["version"] == 1
     assert abs(rec["output"] - r.json()["prediction"]) < 1e-12
-    assert '"f1":-0.42' in rec["inputs"]
+    assert '"f1":-0.42' in rec["inputs"] and rec["latency_ms"] > 0
     metrics = httpx.get(f"{served.url}/metrics").text
     assert 'loopml_prediction_log_rows_total{result="written"}' in metrics
     assert 'result="failed"' not in metrics

@@ -44,7 +44,9 @@ def phishing_events(delay_labels: bool = False) -> list[dict]:
     for i, (x, y) in enumerate(datasets.Phishing()):
         if delay_labels:
             out.append({"type": "example", "event_id": f"x{i}", "ts": i, "x": x})
-            out.append({"type": "label", "event_id": f"y{i}", "ts": i, "example_id": f"x{i}", "y": y})
+            out.append(
+                {"type": "label", "event_id": f"y{i}", "ts": i, "example_id": f"x{i}", "y": y}
+            )
         else:
             out.append({"type": "example", "event_id": f"x{i}", "ts": i, "x": x, "y": y})
     return out

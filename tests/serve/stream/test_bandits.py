@@ -7,7 +7,7 @@ import pytest
 from loopml.core.errors import ValidationError
 from loopml.serve.stream.bandits.policies import EpsilonGreedy, LinUCB, make_policy
 from loopml.serve.stream.bandits.service import FEEDBACK, BanditService
-from loopml.serve.stream.bandits.simulate import plot_regret, simulate_bandit
+from loopml.serve.stream.bandits.simulate import bandit_simulate, plot_regret, simulate_bandit
 from loopml.sim.config import WorldConfig
 from loopml.sim.world import World
 from loopml.storage.queues import open_queue
@@ -48,7 +48,17 @@ def test_same_seed_same_run_and_the_queue_adds_no_error(world, tmp_path) -> None
         assert q.pending(FEEDBACK, "bandit-thompson") == 0
     assert over_queue.to_dict() == in_memory.to_dict()
     png = plot_regret({"thompson": in_memory}, str(tmp_path / "regret.png"))
-    assert open(png, "rb").read(4) == b"\x89PNG"
+    with open(png, "rb") as fh:
+        assert fh.read(4) == b"\x89PNG"
+
+
+def test_bandit_simulate_table_for_the_cli(tmp_path) -> None:
+    rows = bandit_simulate(
+        ("random", "thompson"), rounds=600, plot=str(tmp_path / "r.png"), progress=False
+    )
+    assert [r["policy"] for r in rows] == ["random", "thompson"]
+    assert rows[0]["regret_vs_random"] == 1.0 and rows[1]["rounds"] == 600
+    assert (tmp_path / "r.png").stat().st_size > 1000
 
 
 def test_redelivered_feedback_counts_once(tmp_path) -> None:

@@ -58,8 +58,14 @@ def test_speed_layer_continues_from_the_batch_model(project_dir) -> None:
 
 def test_streaming_recovers_from_a_preference_shift_faster_than_daily_batch(tmp_path) -> None:
     world = WorldConfig(
-        days=3, shift_day=2, shift_fraction=1.0, new_segment_fraction=0.5,
-        impressions_per_day=8000, n_users=3000, n_items=100, format_change_day=0,
+        days=3,
+        shift_day=2,
+        shift_fraction=1.0,
+        new_segment_fraction=0.5,
+        impressions_per_day=8000,
+        n_users=3000,
+        n_items=100,
+        format_change_day=0,
     )
     result = compare_stream_vs_daily_batch(world, bin_hours=2)
     assert result.batch_excess > result.stream_excess + 0.003

@@ -8,9 +8,9 @@ import pytest
 from river import datasets, evaluate, linear_model, metrics, preprocessing, tree
 
 from loopml.core.errors import ValidationError
+from loopml.serve.stream.checkpoint import CheckpointStore
 from loopml.serve.stream.learner import OnlineLearner
 from loopml.serve.stream.runner import run_learner
-from loopml.serve.stream.checkpoint import CheckpointStore
 from loopml.storage.queues import open_queue
 
 from .conftest import phishing_events
@@ -54,8 +54,15 @@ def test_through_the_queue_metrics_still_equal_river(stream_project) -> None:
     )
     # small batches and frequent commits: the checkpoint round trips must not change a bit
     report = run_learner(
-        cfg, name="phish", idle_timeout_s=0.3, label_window_s=DELAY, snapshots=False,
-        consume_batch=64, commit_every=100, model="logreg", model_params={"crosses": []},
+        cfg,
+        name="phish",
+        idle_timeout_s=0.3,
+        label_window_s=DELAY,
+        snapshots=False,
+        consume_batch=64,
+        commit_every=100,
+        model="logreg",
+        model_params={"crosses": []},
     )
     assert report.consumed == 1250 and report.commits >= 9
     learner = CheckpointStore(cfg.path("artifacts"), "phish").load().learner
@@ -67,9 +74,10 @@ def test_through_the_queue_metrics_still_equal_river(stream_project) -> None:
     assert learner.metrics_.log_loss.get() == in_memory.metrics_.log_loss.get()
     learner.finish()
     in_memory.finish()
-    assert learner.model_["LogisticRegression"].weights == in_memory.model_[
-        "LogisticRegression"
-    ].weights
+    assert (
+        learner.model_["LogisticRegression"].weights
+        == in_memory.model_["LogisticRegression"].weights
+    )
     # and the in-memory learner with River's model equals progressive_val_score
     plain = OnlineLearner(
         preprocessing.StandardScaler() | linear_model.LogisticRegression(), label_window_s=DELAY

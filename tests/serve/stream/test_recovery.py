@@ -21,8 +21,13 @@ from .conftest import phishing_events
 
 WINDOW = 25
 SETTINGS = dict(
-    name="phish", label_window_s=WINDOW, snapshots=False, consume_batch=32, commit_every=150,
-    model="logreg", model_params={"crosses": []},
+    name="phish",
+    label_window_s=WINDOW,
+    snapshots=False,
+    consume_batch=32,
+    commit_every=150,
+    model="logreg",
+    model_params={"crosses": []},
 )
 
 
@@ -85,9 +90,10 @@ def test_sigkill_at_random_points_loses_nothing_and_learns_nothing_twice(stream_
     assert counts["duplicates"] == 60  # retried publishes counted once
     assert redelivered <= sum(pending_at_kill)
     assert learner.metrics_.log_loss.get() == reference.metrics_.log_loss.get()
-    assert learner.model_["LogisticRegression"].weights == reference.model_[
-        "LogisticRegression"
-    ].weights
+    assert (
+        learner.model_["LogisticRegression"].weights
+        == reference.model_["LogisticRegression"].weights
+    )
     assert report.recovered == pending_at_kill[-1]
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
         assert q.pending("events", "phish") == 0 and q.lag("events", "phish") == 0
@@ -104,8 +110,12 @@ def test_crash_between_checkpoint_and_ack_skips_the_redelivered_events(project_d
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
         q.publish_many("events", stream)
     settings = StreamSettings(
-        name="phish", label_window_s=WINDOW, consume_batch=50, commit_every=10_000,
-        commit_seconds=3600, model_params={"crosses": []},
+        name="phish",
+        label_window_s=WINDOW,
+        consume_batch=50,
+        commit_every=10_000,
+        commit_seconds=3600,
+        model_params={"crosses": []},
     )
     runner = open_runner(cfg, settings, with_registry=False)
     runner.run(max_events=400)  # ends with a commit: checkpoint, then ack

@@ -11,7 +11,7 @@ from loopml.registry.registry import Registry
 from loopml.serve.stream.checkpoint import CheckpointStore
 from loopml.serve.stream.produce import publish_events
 from loopml.serve.stream.runner import run_learner
-from loopml.serve.stream.status import stream_status
+from loopml.serve.stream.status import plot_stream, stream_status
 from loopml.sim.config import WorldConfig
 from loopml.sim.world import World
 from loopml.storage.queues import open_queue
@@ -74,6 +74,9 @@ def test_snapshots_predictions_and_status(stream_project) -> None:
     assert status["learner"]["counts"]["learnt"] == learnt[-1]
     assert status["topics"]["events"] == {"length": sent, "lag": 0, "pending": 0}
     assert status["latest_snapshot_version"] == last.version
+    png = plot_stream(cfg, str(cfg.root / "curve.png"))
+    with open(png, "rb") as fh:
+        assert fh.read(4) == b"\x89PNG"
 
 
 def test_river_predictor_batch_equals_single_rows() -> None:

@@ -147,12 +147,16 @@ def figure(rows: list[TradeoffRow], chosen: str | None = None) -> Any:
         ("single_row_us", "single-row latency in ONNX Runtime (us, log)", 1.0),
     )
     for ax, (attr, label, scale) in zip(axes, panels, strict=True):
-        for r in rows:
+        for i, r in enumerate(rows):
             x = getattr(r, attr) * scale
             colour = "tab:red" if r.name == chosen else "tab:blue"
             ax.scatter([x], [r.metric_loss], color=colour, s=40, zorder=3)
             ax.annotate(
-                r.name, (x, r.metric_loss), textcoords="offset points", xytext=(5, 4), fontsize=8
+                r.name,
+                (x, r.metric_loss),
+                textcoords="offset points",
+                xytext=(5, 4 if i % 2 == 0 else -11),
+                fontsize=8,
             )
         ax.set_xscale("log")
         ax.set_xlabel(label)

@@ -15,7 +15,7 @@ import itertools
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,8 @@ class InferResult:
     fallback: str | None = None
     cached: bool = False
     routed_from: str | None = None
+    #: the validated input columns, kept for the prediction log (model answers only)
+    _columns: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     def parameters(self) -> dict[str, Any]:
         """Response-level V2 parameters (only what is notable)."""
@@ -125,6 +127,18 @@ class DataPlane:
         m = self.metrics
         m.child(m.requests, model.name, protocol, "200").inc()
         m.child(m.latency, model.name).observe(elapsed)
+        if self.predlog is not None and result._columns is not None:
+            self.predlog.record(
+                request_id=rid,
+                model=model.name,
+                version=model.version,
+                columns=result._columns,
+                outputs=result.outputs,
+                n=result.rows,
+                latency_ms=result.latency_ms,
+                rate=model.settings.log_sample_rate,
+                arm=(headers or {}).get("x-loopml-arm"),
+            )
         return result
 
     async def _predict(
@@ -150,7 +164,9 @@ class DataPlane:
             m = self.metrics
             m.child(m.cache, model.name, "hit" if hit is not None else "miss").inc()
             if hit is not None:
-                return InferResult(model.name, model.version, hit, n, rid, cached=True)
+                return InferResult(
+                    model.name, model.version, hit, n, rid, cached=True, _columns=valid
+                )
         breaker = model.breaker
         if not breaker.allow():
             return self._fallback(
@@ -190,28 +206,18 @@ class DataPlane:
             return self._fallback(
                 model, n, rid, "error", f"model {model.name!r} failed: {type(exc).__name__}: {exc}"
             )
-        if breaker.state != "closed":
-            breaker.success()
+        was_closed = breaker.state == "closed"
+        breaker.success()
+        if not was_closed:
             self._breaker_metric(model)
-        else:
-            breaker.success()
         outputs = model.postprocess(raw)
         m = self.metrics
         m.child(m.rows, model.name, str(model.version)).inc(n)
         if key is not None and self.cache is not None:
             await self.cache.put(key, outputs)
-        if self.predlog is not None:
-            self.predlog.record(
-                request_id=rid,
-                model=model.name,
-                version=model.version,
-                columns=valid,
-                outputs=outputs,
-                n=n,
-                latency_ms=0.0,
-                rate=settings.log_sample_rate,
-            )
-        return InferResult(model.name, model.version, outputs, n, rid)
+        result = InferResult(model.name, model.version, outputs, n, rid)
+        result._columns = valid
+        return result
 
     def _fallback(self, model: LoadedModel, n: int, rid: str, reason: str, why: str) -> InferResult:
         outputs = model.fallback_outputs(n)

@@ -111,9 +111,12 @@ class StreamRunner:
                     self._apply(msgs)
                     bar.advance(len(msgs), self.learner)
                     idle_since = time.monotonic()
-                elif not served and idle_timeout_s is not None:
-                    if time.monotonic() - idle_since >= idle_timeout_s:
-                        break
+                elif (
+                    not served
+                    and idle_timeout_s is not None
+                    and time.monotonic() - idle_since >= idle_timeout_s
+                ):
+                    break
                 self._maybe_commit()
         except KeyboardInterrupt:
             pass

@@ -33,3 +33,22 @@ def stream_status(cfg: Any, name: str | None = None) -> dict[str, Any]:
         }
         out["dead_letters"] = queue.length(f"{settings.events_topic}.dead")
     return out
+
+
+def plot_stream(cfg: Any, path: str, name: str | None = None) -> str:
+    """`loopml stream status --plot PATH`: the learner's progressive log loss curve (PNG)."""
+    from loopml.core.errors import NotFoundError
+    from loopml.serve.stream.comparison import plot_progressive_curve
+
+    settings = StreamSettings.from_config(cfg, name=name)
+    state = CheckpointStore(cfg.path("artifacts"), settings.name).load()
+    if state is None:
+        raise NotFoundError(
+            f"learner {settings.name!r} has no checkpoint yet; run `loopml stream run` first",
+            name=settings.name,
+        )
+    return plot_progressive_curve(
+        state.learner,
+        path,
+        title=f"{settings.name}: progressive validation ({state.learner.model})",
+    )

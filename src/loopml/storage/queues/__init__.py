@@ -23,10 +23,10 @@ def open_queue(url: str, namespace: str = "loopml") -> Queue:
     >>> q = open_queue(f"sqlite:///{tempfile.mkdtemp()}/queue.db")
     >>> type(q).__name__
     'SQLiteQueue'
-    >>> open_queue("kafka://broker:9092")
+    >>> open_queue("kafka://broker:9092")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    loopml.core.errors.ConfigError: queue URL 'kafka://broker:9092' is not supported; use sqlite:///path/queue.db (embedded) or redis://host:6379/0 (Redis Streams)
+    loopml.core.errors.ConfigError: queue URL 'kafka://broker:9092' is not supported; use sqlite:///...
     """
     if url.startswith("sqlite:///"):
         from loopml.storage.queues.sqlite_queue import SQLiteQueue

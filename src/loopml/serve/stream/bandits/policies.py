@@ -51,7 +51,8 @@ class Policy(ABC):
         self._update(arm, float(reward), context or {})
 
     def _update(self, arm: str, reward: float, context: dict[str, Any]) -> None:
-        """Policies with more state than counts override this."""
+        """Policies with more state than counts override this; counts are already kept."""
+        return None
 
     def mean(self, arm: str) -> float:
         n = self.pulls_.get(arm, 0)
@@ -174,50 +175,56 @@ class LinUCB(Policy):
         self.index_: dict[str, int] = {"bias": 0}
         self.a_inv_: dict[str, np.ndarray] = {}
         self.b_: dict[str, np.ndarray] = {}
+        self.theta_: dict[str, np.ndarray] = {}
 
-    def _vector(self, context: dict[str, Any], grow: bool) -> np.ndarray:
-        keys = ["bias"] + [f"{f}={context[f]}" for f in self.features if f in context]
+    def _indices(self, context: dict[str, Any], grow: bool) -> list[int]:
+        """Positions of the context's one-hot features (the bias is always 0)."""
+        keys = [f"{f}={context[f]}" for f in self.features if f in context]
         if grow:
             for k in keys:
                 if k not in self.index_:
                     self.index_[k] = len(self.index_)
-        x = np.zeros(len(self.index_))
-        for k in keys:
-            i = self.index_.get(k)
-            if i is not None:
-                x[i] = 1.0
-        return x
+        return [0] + [self.index_[k] for k in keys if k in self.index_]
 
     def _state(self, arm: str, d: int) -> tuple[np.ndarray, np.ndarray]:
         a_inv = self.a_inv_.get(arm)
         if a_inv is None:
-            a_inv, b = np.eye(d), np.zeros(d)
-        else:
-            b = self.b_[arm]
-            if a_inv.shape[0] < d:  # new context values appeared: extend with identity
-                grown = np.eye(d)
-                grown[: a_inv.shape[0], : a_inv.shape[0]] = a_inv
-                a_inv = grown
-                b = np.concatenate([b, np.zeros(d - len(b))])
+            return np.eye(d), np.zeros(d)
+        b = self.b_[arm]
+        if a_inv.shape[0] < d:  # new context values appeared: extend with identity
+            grown = np.eye(d)
+            grown[: a_inv.shape[0], : a_inv.shape[0]] = a_inv
+            a_inv = grown
+            b = np.concatenate([b, np.zeros(d - len(b))])
         return a_inv, b
 
     def _select(self, candidates: list[str], context: dict[str, Any]) -> str:
-        x = self._vector(context, grow=False)
-        d = len(x)
+        idx = self._indices(context, grow=False)
         scores = np.empty(len(candidates))
         for i, arm in enumerate(candidates):
-            a_inv, b = self._state(arm, d)
-            theta = a_inv @ b
-            scores[i] = theta @ x + self.alpha * math.sqrt(max(x @ a_inv @ x, 0.0))
+            a_inv = self.a_inv_.get(arm)
+            if a_inv is None:  # A = I: theta = 0 and x' A^-1 x = |x|^2
+                scores[i] = self.alpha * math.sqrt(len(idx))
+                continue
+            # x is 0/1 on idx, so theta . x and x' A^-1 x are sums over idx
+            known = [j for j in idx if j < a_inv.shape[0]]
+            fresh = len(idx) - len(known)
+            var = a_inv.take(known, 0).take(known, 1).sum() + fresh
+            mean = self.theta_[arm].take(known).sum()
+            scores[i] = mean + self.alpha * math.sqrt(max(var, 0.0))
         return self._argmax(candidates, scores)
 
     def _update(self, arm: str, reward: float, context: dict[str, Any]) -> None:
-        x = self._vector(context, grow=True)
+        idx = self._indices(context, grow=True)
+        x = np.zeros(len(self.index_))
+        x[idx] = 1.0
         a_inv, b = self._state(arm, len(x))
         ax = a_inv @ x
         a_inv = a_inv - np.outer(ax, ax) / (1.0 + x @ ax)
+        b = b + reward * x
         self.a_inv_[arm] = a_inv
-        self.b_[arm] = b + reward * x
+        self.b_[arm] = b
+        self.theta_[arm] = a_inv @ b
 
 
 POLICIES: dict[str, type[Policy]] = {

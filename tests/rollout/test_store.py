@@ -1,0 +1,81 @@
+"""The experiment store contract, on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from loopml.core.errors import ConflictError, NotFoundError
+from loopml.rollout import lifecycle
+from loopml.rollout.records import ExperimentSpec
+from loopml.rollout.store import ExperimentStore
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        return ExperimentStore(f"sqlite:///{tmp_path}/meta.db")
+    return ExperimentStore(request.getfixturevalue("postgres_schema"))
+
+
+def _spec(name="e1", model="ctr", policy="ab", **kw):
+    return ExperimentSpec(name, model, policy, ("production", "challenger"), **kw)
+
+
+def test_one_running_experiment_per_model_and_names_are_never_reused(store):
+    store.create(_spec())
+    with pytest.raises(ConflictError, match="already has the running experiment 'e1'"):
+        store.create(_spec("e2"))
+    lifecycle.stop(store, "e1", "enough")
+    store.create(_spec("e2"))
+    with pytest.raises(ConflictError, match="already exists"):
+        store.create(_spec("e1", model="other"))
+    with pytest.raises(NotFoundError, match="did you mean 'e1'"):
+        store.get("e11")
+    assert [e.name for e in store.list("running")] == ["e2"]
+
+
+def test_changes_bump_the_revision_and_stale_writers_lose(store):
+    exp = store.create(_spec(policy="canary"))
+    moved = store.update("e1", action="advance", stage=1, reason="ok", expected_revision=1)
+    assert moved.revision == 2 and moved.stage == 1 and moved.stage_started_at >= exp.created_at
+    with pytest.raises(ConflictError, match="changed meanwhile"):
+        store.update("e1", action="rollback", status="rolled_back", expected_revision=1)
+    assert store.revisions() == {"e1": (2, "running")}
+    actions = [e["action"] for e in store.events("e1")]
+    assert actions == ["start", "advance"]
+
+
+def test_outcomes_join_to_arms_and_redelivery_counts_once(store):
+    exp = store.create(_spec())
+    now = time.time()
+    rows = [
+        {
+            "experiment": "e1",
+            "request_id": f"r{i}",
+            "unit_id": f"u{i}",
+            "arm": "production" if i % 2 else "challenger",
+            "version": 1 if i % 2 else 2,
+            "kind": "serve",
+            "ts": now,
+            "latency_ms": 1.0 + i,
+            "error": i == 3,
+            "score": 0.5,
+            "detail": None,
+        }
+        for i in range(10)
+    ]
+    assert store.add_assignments(rows) == 10
+    feedback = [{"request_id": "r1", "value": 1, "event_id": "ev1"}] * 2
+    feedback += [{"request_id": "r2", "value": 1}, {"request_id": "nope", "value": 1}]
+    out = lifecycle.record_feedback(store, exp, feedback)
+    assert out["accepted"] == 2 and out["duplicates"] == 1 and out["rejected"] == 1
+    assert "was not routed" in out["reasons"][0]
+    totals = store.arm_totals("e1", kind="serve")
+    assert totals["production"]["requests"] == 5 and totals["production"]["errors"] == 1
+    outcomes = store.outcome_totals("e1", "click")
+    assert outcomes["production"]["positive"] == 1 and outcomes["challenger"]["positive"] == 1
+    assert outcomes["production"]["binary"]
+    assert sorted(store.latencies("e1", "challenger")) == [1.0, 3.0, 5.0, 7.0, 9.0]
+    assert len(store.timeline("e1")) == 10
