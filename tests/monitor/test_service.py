@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -9,6 +10,8 @@ from tests.monitor.helpers import T0, log_predictions, reference
 
 from loopml.core.config import ProjectConfig
 from loopml.core.errors import NotFoundError, ValidationError
+from loopml.monitor import actions
+from loopml.monitor.ops import prediction_log_ops
 from loopml.monitor.service import Monitor
 
 
@@ -97,3 +100,17 @@ def test_summary_collects_drift_performance_and_alerts(cfg):
     assert sum(w["n_rows"] for w in summary["drift"]) == 900
     assert {p["metric"] for p in summary["performance"]} >= {"auc", "label_rate"}
     assert summary["alerts"] == []
+    served = prediction_log_ops(monitor.events, "ctr", T0, T0 + pd.Timedelta(days=3))
+    assert served["v1"]["rows"] == 900 and served["v1"]["requests"] == 900
+    assert served["v1"]["latency_p50_ms"] == pytest.approx(np.median(truth_latency(cfg)))
+    text = actions.summary(cfg, "ctr")
+    assert "== ctr" in text and "3 drift" not in text and text.count("  drift ") == 3
+    assert "performance (latest window): auc" in text
+
+
+def truth_latency(cfg) -> np.ndarray:
+    from loopml.logs.eventlog import EventLog
+
+    return (
+        EventLog.from_config(cfg).sql("SELECT latency_ms FROM prediction")["latency_ms"].to_numpy()
+    )

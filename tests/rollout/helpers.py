@@ -40,6 +40,17 @@ class Truth:
         slots = np.tile(np.arange(SLATE), nu * ni)
         self.ctr = w.true_ctr(users, items, slots, TS).reshape(nu, ni, SLATE)
 
+    def any_click_rate(self, scorer: TruthScorer, n: int, seed: int, candidates: int = 20) -> float:
+        """The exact expected share of feed requests with a click when ``scorer`` ranks:
+        ``1 - prod(1 - ctr)`` over the slate, averaged over ``n`` simulated requests."""
+        rng = np.random.default_rng(seed)
+        users = np.array([self.user_row[u] for u in self.users(n, rng)])
+        cands = np.argsort(rng.random((n, len(self.item_ids))), axis=1)[:, :candidates]
+        scores = scorer.table[users[:, None], cands]
+        slate = np.take_along_axis(cands, np.argsort(-scores, axis=1)[:, :SLATE], axis=1)
+        p = self.ctr[users[:, None], slate, np.arange(SLATE)[None, :]]
+        return float(np.mean(1.0 - np.prod(1.0 - p, axis=1)))
+
     def users(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.world.sample_users(n, TS, rng)
 

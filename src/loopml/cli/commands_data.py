@@ -80,6 +80,39 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{name:12s} {n:>12,}")
 
 
+@features_app.command("ls")
+def features_ls() -> None:
+    """The feature views of the catalog, with their versions and columns."""
+    from loopml.features.views import default_catalog
+
+    out = console()
+    for view in default_catalog():
+        out.print(
+            f"[bold]{view.name}[/] v{view.version} (entity {view.entity}): {view.description}"
+        )
+        out.print("    " + ", ".join(view.columns), highlight=False)
+
+
+@features_app.command("materialize")
+def features_materialize(
+    views: Annotated[
+        list[str] | None, typer.Argument(help="Views to write (default: all).")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="ISO time the values are as of (default: now).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Write the latest feature values to the online store the server reads."""
+    from loopml.features.materialize import materialize_project
+
+    result = materialize_project(
+        open_project(project).config, views or None, as_of=as_of, progress=not quiet
+    )
+    typer.echo(str(result))
+
+
 def _print_frame(frame, limit: int) -> None:  # noqa: ANN001
     from rich.table import Table
 

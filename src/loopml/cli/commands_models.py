@@ -120,3 +120,46 @@ def models_rollback(
 
 def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else "-"
+
+
+def _admin_post(url: str, path: str, body: dict | None = None) -> dict:
+    import os
+
+    import httpx
+
+    from loopml.core.errors import UnauthorizedError
+
+    token = os.environ.get("LOOPML_ADMIN_TOKEN")
+    if not token:
+        raise UnauthorizedError("set LOOPML_ADMIN_TOKEN to the server's admin token")
+    response = httpx.post(
+        url.rstrip("/") + path,
+        json=body or {},
+        timeout=60,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    if response.status_code >= 400:
+        raise UnauthorizedError(f"{response.status_code}: {response.text[:500]}")
+    return response.json()
+
+
+@models_app.command("reload")
+def models_reload(
+    name: str,
+    url: Annotated[str, typer.Option(help="The running server.")] = "http://127.0.0.1:8080",
+) -> None:
+    """Ask a running server to reload NAME now (admin token from $LOOPML_ADMIN_TOKEN)."""
+    typer.echo(_admin_post(url, f"/v1/admin/models/{name}/reload"))
+
+
+@models_app.command("promote")
+def models_promote(
+    name: str,
+    alias: str,
+    version: int,
+    reason: Annotated[str, typer.Option(help="Recorded in the audit trail.")] = "",
+    url: Annotated[str, typer.Option(help="The running server.")] = "http://127.0.0.1:8080",
+) -> None:
+    """Move ALIAS through a running server's admin API (the server reloads at once)."""
+    body = {"version": version, "reason": reason}
+    typer.echo(_admin_post(url, f"/v1/admin/models/{name}/aliases/{alias}", body))

@@ -14,6 +14,20 @@ predict_app = typer.Typer(help="Score with a registered model.", no_args_is_help
 def register(app: typer.Typer) -> None:
     app.add_typer(predict_app, name="predict")
 
+    @app.command()
+    def serve(
+        host: Annotated[
+            str | None, typer.Option(help="Bind address (default: [serve] host).")
+        ] = None,
+        port: Annotated[int | None, typer.Option(help="HTTP port (default: [serve] port).")] = None,
+        workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+        project: ProjectOpt = None,
+    ) -> None:
+        """Pattern 2: serve every model of the project (V2 REST + gRPC, MLflow, JSON)."""
+        from loopml.serve.online.app import run
+
+        run(open_project(project).config, host=host, port=port, workers=workers)
+
 
 @predict_app.command("batch")
 def predict_batch(

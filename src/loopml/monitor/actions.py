@@ -78,6 +78,14 @@ def summary(config: ProjectConfig, model: str | None = None, metrics_url: str | 
         lines += ["== serving", f"unavailable: {data['ops_error']}"]
     for name, info in (data.get("models") or {}).items():
         lines.append(f"== {name}")
+        for version, ops in (info.get("serving") or {}).items():
+            lat = ", ".join(
+                f"{k.split('_')[1]} {v:.1f} ms" for k, v in ops.items() if k.startswith("latency")
+            )
+            lines.append(
+                f"  served {version} (last window): {ops['rows']:,} rows, "
+                f"{ops['requests']:,} requests; latency {lat or 'n/a'}"
+            )
         for w in info["drift"]:
             pred = (
                 ""

@@ -192,25 +192,28 @@ def _le(labels: dict[str, str]) -> float:
     return float(labels.get("le", "+Inf").replace("+Inf", "inf"))
 
 
-def prediction_log_ops(frame: Any) -> dict[str, Any]:
-    """Per model version from logged predictions: rows, requests, latency percentiles.
+def prediction_log_ops(events: Any, model: str, start: Any, end: Any) -> dict[str, Any]:
+    """Per served version, from the prediction log in ``[start, end)``: rows, requests
+    and latency percentiles (what ``/metrics`` shows, but for any past window)."""
+    from loopml.core.clock import to_utc
 
-    ``frame`` holds ``prediction`` events (``version``, ``request_id``, ``latency_ms``).
-    """
-    import numpy as np
-
+    query = (
+        "SELECT version, count(*) AS rows, count(DISTINCT split_part(request_id, ':', 1)) "
+        "AS requests, quantile_cont(latency_ms, 0.5) AS p50, quantile_cont(latency_ms, 0.95) "
+        "AS p95, quantile_cont(latency_ms, 0.99) AS p99 FROM prediction "
+        "WHERE model = ? AND ts >= ? AND ts < ? GROUP BY version ORDER BY version"
+    )
+    con = events.connect()
+    try:
+        rows = con.execute(query, [model, to_utc(start), to_utc(end)]).fetchall()
+    finally:
+        con.close()
     out: dict[str, Any] = {}
-    if len(frame) == 0:
-        return out
-    for version, part in frame.groupby("version"):
-        lat = part["latency_ms"].dropna().to_numpy(dtype=float)
-        out[f"v{int(version)}"] = {
-            "rows": int(len(part)),
-            "requests": int(part["request_id"].astype(str).str.split(":").str[0].nunique()),
-            **(
-                {f"latency_p{q}_ms": float(np.percentile(lat, q)) for q in (50, 95, 99)}
-                if len(lat)
-                else {}
-            ),
+    for version, n, requests, p50, p95, p99 in rows:
+        latency = {
+            f"latency_{k}_ms": float(v)
+            for k, v in (("p50", p50), ("p95", p95), ("p99", p99))
+            if v is not None
         }
+        out[f"v{int(version)}"] = {"rows": int(n), "requests": int(requests), **latency}
     return out

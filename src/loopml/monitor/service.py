@@ -276,9 +276,15 @@ class Monitor:
                 out["ops"] = scrape(url).to_dict()
             except Exception as exc:  # noqa: BLE001 - the summary still shows the rest
                 out["ops_error"] = str(exc)
+        from loopml.monitor.ops import prediction_log_ops
+
         models = [model] if model else sorted({w["model"] for w in self._recent_windows()})
+        end = utcnow()
         for name in models:
             out.setdefault("models", {})[name] = {
+                "serving": prediction_log_ops(
+                    self.events, name, end - parse_duration(self.settings.window), end
+                ),
                 "drift": [
                     {
                         k: w[k]

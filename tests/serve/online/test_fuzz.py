@@ -6,7 +6,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 
-EXAMPLES = 5
+EXAMPLES = 4
 
 
 def _operations():

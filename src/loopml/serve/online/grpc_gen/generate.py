@@ -1,4 +1,4 @@
-"""Regenerate the gRPC stubs from ``grpc_predict_v2.proto``.
+"""Regenerate the gRPC message and service modules from ``grpc_predict_v2.proto``.
 
 Run ``python -m loopml.serve.online.grpc_gen.generate`` after editing the .proto.
 The messages are registered in a private descriptor pool: standard V2 clients
