@@ -10,11 +10,11 @@ import time
 import httpx
 import numpy as np
 import pytest
+from tests.serve.online.conftest import ServerThread, make_project, register
 
 from loopml.rollout import manage
 from loopml.rollout.api import experiment_routes
 from loopml.rollout.router import ExperimentRouter
-from tests.serve.online.conftest import ServerThread, make_project, register
 
 pytestmark = pytest.mark.timeout(90)
 

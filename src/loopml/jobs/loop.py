@@ -21,6 +21,7 @@ import numpy as np
 
 from loopml.core.config import ProjectConfig
 from loopml.core.errors import ValidationError
+from loopml.jobs.simulation import ensure_events, features_of, feed_click_rates, serve_day
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -177,10 +178,10 @@ def run_monitoring_loop(
     for day in chosen:
         bar.step(f"day {day}")
         lo, hi = world.day_start(day).to_pydatetime(), world.day_start(day + 1).to_pydatetime()
-        _ensure_events(config, world, day)
+        ensure_events(config, world, day)
         champion = registry.get(model, alias)
         predictor = _predictor(registry, model, champion.version)
-        frame = _serve(config, champion, predictor, lo, hi)
+        frame = serve_day(config, champion, predictor, lo, hi)
         _ensure_profile(config, monitor, champion, predictor)
         spec = {
             "model": model,
@@ -195,7 +196,7 @@ def run_monitoring_loop(
         checked = monitor.check(model, champion.version, _monitored(frame, champion), lo, hi)
         perf = monitor.performance(model, lo, hi, now=hi + dt.timedelta(hours=2), slices=())
         values = {r["metric"]: r["value"] for r in perf if r["slice"] == "all"}
-        feed = _policy_ctr(
+        feed = feed_click_rates(
             config,
             world,
             predictor,
@@ -230,89 +231,13 @@ def run_monitoring_loop(
 
 
 # -- one day ------------------------------------------------------------------------------
-def _ensure_events(config: ProjectConfig, world: World, day: int) -> None:
-    from loopml.logs.eventlog import EventLog
-
-    events = EventLog.from_config(config)
-    date = world.day_start(day).date().isoformat()
-    if date in events.partitions("impression"):
-        return
-    for event_type, frame in world.generate_day(day).items():
-        events.append(event_type, frame, source="sim")
-
-
-def _predictor(registry: Any, model: str, version: int) -> Any:
-    from loopml.predict.flavours import load_predictor
-
-    return load_predictor(registry, model, version)
-
-
-def _features(champion: Any) -> list[str]:
-    return list(champion.lineage.get("features") or champion.signature.names)
-
-
-def _serve(
-    config: ProjectConfig, champion: Any, predictor: Any, lo: dt.datetime, hi: dt.datetime
-) -> pd.DataFrame:
-    """Score the day's impressions; log predictions and their clicks as feedback."""
-    import orjson
-    import pandas as pd
-
-    from loopml.jobs.candidates import default_dataset
-    from loopml.logs.eventlog import EventLog
-
-    events = EventLog.from_config(config)
-    frame = default_dataset(config, lo, hi, dict(champion.lineage))
-    features = _features(champion)
-    frame["prediction"] = predictor.predict(frame[features])
-    records = frame[features].to_dict(orient="records")
-    events.append(
-        "prediction",
-        pd.DataFrame(
-            {
-                "event_id": "pred-" + frame["event_id"].astype(str),
-                "ts": frame["ts"],
-                "request_id": frame["event_id"].astype(str),
-                "model": champion.name,
-                "version": champion.version,
-                "inputs": [
-                    orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY).decode() for r in records
-                ],
-                "output": frame["prediction"].astype(float),
-                "entity_id": frame["user_id"].astype(str),
-            }
-        ),
-    )
-    clicks = events.sql(
-        "SELECT impression_id, min(ts) AS ts FROM click WHERE ts >= "
-        f"TIMESTAMPTZ '{lo.isoformat()}' AND ts < TIMESTAMPTZ "
-        f"'{(hi + dt.timedelta(hours=2)).isoformat()}' GROUP BY impression_id"
-    )
-    shown = set(frame["event_id"].astype(str))
-    clicks = clicks[clicks["impression_id"].astype(str).isin(shown)]
-    if len(clicks):
-        events.append(
-            "feedback",
-            pd.DataFrame(
-                {
-                    "event_id": "fb-" + clicks["impression_id"].astype(str),
-                    "ts": clicks["ts"],
-                    "request_id": clicks["impression_id"].astype(str),
-                    "metric": "click",
-                    "value": 1.0,
-                }
-            ),
-        )
-    return frame
-
-
 def _watched(champion: Any) -> list[str]:
     """Features worth an alert: entity attributes (categories), position and hour.
 
     Windowed counts, rates, recency and ages move every day by construction; they are
     monitored and plotted, but alerting on them would cry wolf daily.
     """
-    features = set(_features(champion))
+    features = set(features_of(champion))
     named = [c.name for c in champion.signature.inputs if c.kind == "category"]
     return [c for c in [*named, "position", "hour"] if c in features]
 
@@ -328,7 +253,7 @@ def _largest_drift(report: Any, columns: list[str]) -> float:
 
 
 def _monitored(frame: pd.DataFrame, champion: Any) -> pd.DataFrame:
-    return frame[[*_features(champion), "prediction"]]
+    return frame[[*features_of(champion), "prediction"]]
 
 
 def _ensure_profile(config: ProjectConfig, monitor: Any, champion: Any, predictor: Any) -> None:
@@ -355,62 +280,8 @@ def _ensure_profile(config: ProjectConfig, monitor: Any, champion: Any, predicto
     span = 4 if end_ts - to_utc(start) >= dt.timedelta(days=4) else 2
     start_ts = end_ts - dt.timedelta(days=span)
     reference = default_dataset(config, start_ts, end_ts, dict(lineage))
-    reference["prediction"] = predictor.predict(reference[_features(champion)])
+    reference["prediction"] = predictor.predict(reference[features_of(champion)])
     monitor.profile(champion.name, champion.version, _monitored(reference, champion))
-
-
-def _policy_ctr(
-    config: ProjectConfig,
-    world: World,
-    predictor: Any,
-    champion: Any,
-    at: dt.datetime,
-    n_requests: int,
-    n_candidates: int,
-    rng: np.random.Generator,
-) -> tuple[float, float, float]:
-    """A model-driven feed: per request, show the candidate the model scores highest.
-
-    Returns the mean true click probability of the model's choice, of a random choice
-    and of the best candidate (the oracle), from the world's known truth.
-    """
-    import pandas as pd
-
-    from loopml.features.pointintime import point_in_time
-    from loopml.features.views import default_catalog
-    from loopml.logs.eventlog import EventLog
-
-    users = world.sample_users(n_requests, at, rng)
-    cands = np.stack([world.candidates(n_candidates, rng) for _ in range(n_requests)])
-    entities = pd.DataFrame(
-        {
-            "user_id": np.repeat(users, n_candidates).astype(str),
-            "item_id": cands.ravel().astype(str),
-            "ts": at,
-        }
-    )
-    catalog = default_catalog()
-    views = [
-        catalog.get(name, int(version))
-        for name, version in (champion.lineage.get("feature_views") or {}).items()
-    ]
-    rows = point_in_time(EventLog.from_config(config), views, entities)
-    rows["position"] = 0
-    rows["hour"] = at.hour
-    features = _features(champion)
-    missing = [c for c in features if c not in rows.columns]
-    if missing:
-        raise ValidationError(
-            f"cannot build serving features {missing} for the feed replay", field="features"
-        )
-    scores = predictor.predict(rows[features]).reshape(n_requests, n_candidates)
-    chosen = cands[np.arange(n_requests), scores.argmax(axis=1)]
-    best = world.best_items(users, cands, at)
-    return (
-        float(world.true_ctr(users, chosen, 0, at).mean()),
-        float(world.true_ctr(users, cands[:, 0], 0, at).mean()),
-        float(world.true_ctr(users, best, 0, at).mean()),
-    )
 
 
 class _Progress:

@@ -118,6 +118,7 @@ class ExperimentRouter:
         self._flushing: asyncio.Task | None = None
         self._ticker: asyncio.Task | None = None
         self._loaded = False
+        self._started = False
         self._load_lock: asyncio.Lock | None = None
         self._closed = False
         params = inspect.signature(dataplane.infer).parameters
@@ -150,7 +151,7 @@ class ExperimentRouter:
         protocol: str = "v2",
     ) -> InferResult:
         """Predict like the data plane; route when ``model_name`` is under experiment."""
-        if not self._loaded:
+        if not self._started:
             await self._first_load()
         active = self._active.get(model_name) if version is None else None
         if active is None:
@@ -378,9 +379,9 @@ class ExperimentRouter:
         async with self._load_lock:
             if not self._loaded:
                 await self.reload()
-                self._loaded = True
-                if self.tick_s is not None and self._ticker is None and not self._closed:
-                    self._ticker = asyncio.get_running_loop().create_task(self.run())
+            if self.tick_s is not None and self._ticker is None and not self._closed:
+                self._ticker = asyncio.get_running_loop().create_task(self.run())
+            self._started = True
 
     async def reload(self) -> None:
         """Load every running experiment afresh (after a change here or elsewhere)."""
