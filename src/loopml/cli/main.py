@@ -9,6 +9,7 @@ import typer
 
 from loopml.cli import (
     commands_data,
+    commands_edge,
     commands_models,
     commands_project,
     commands_serve,
@@ -29,6 +30,7 @@ commands_data.register(app)
 commands_models.register(app)
 commands_serve.register(app)
 commands_sim.register(app)
+commands_edge.register(app)
 
 
 def main() -> None:

@@ -145,6 +145,7 @@ def run_monitoring_loop(
     from loopml.jobs.store import JobSpec
     from loopml.monitor.alerts import AlertRule
     from loopml.monitor.service import Monitor
+    from loopml.predict.flavours import load_predictor
     from loopml.registry.registry import Registry
 
     started = time.perf_counter()
@@ -180,7 +181,7 @@ def run_monitoring_loop(
         lo, hi = world.day_start(day).to_pydatetime(), world.day_start(day + 1).to_pydatetime()
         ensure_events(config, world, day)
         champion = registry.get(model, alias)
-        predictor = _predictor(registry, model, champion.version)
+        predictor = load_predictor(registry, model, champion.version)
         frame = serve_day(config, champion, predictor, lo, hi)
         _ensure_profile(config, monitor, champion, predictor)
         spec = {

@@ -33,12 +33,6 @@ def ensure_events(config: ProjectConfig, world: World, day: int) -> None:
         events.append(event_type, frame, source="sim")
 
 
-def _predictor(registry: Any, model: str, version: int) -> Any:
-    from loopml.predict.flavours import load_predictor
-
-    return load_predictor(registry, model, version)
-
-
 def features_of(champion: Any) -> list[str]:
     return list(champion.lineage.get("features") or champion.signature.names)
 

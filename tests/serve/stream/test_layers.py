@@ -14,7 +14,7 @@ from loopml.sim.world import World
 from loopml.storage.queues import open_queue
 
 WORLD = WorldConfig(
-    days=2, impressions_per_day=2500, n_users=400, n_items=40, format_change_day=0, shift_day=9
+    days=2, impressions_per_day=1500, n_users=300, n_items=40, format_change_day=0, shift_day=9
 )
 
 
@@ -58,18 +58,13 @@ def test_speed_layer_continues_from_the_batch_model(project_dir) -> None:
 
 def test_streaming_recovers_from_a_preference_shift_faster_than_daily_batch(tmp_path) -> None:
     world = WorldConfig(
-        days=3,
-        shift_day=2,
-        shift_fraction=1.0,
-        new_segment_fraction=0.5,
-        impressions_per_day=8000,
-        n_users=3000,
-        n_items=100,
-        format_change_day=0,
-    )
+        days=4, shift_day=3, shift_fraction=1.0, new_segment_fraction=0.5,
+        impressions_per_day=5000, n_users=1500, n_items=60, format_change_day=0,
+    )  # fmt: skip
     result = compare_stream_vs_daily_batch(world, bin_hours=2)
-    assert result.batch_excess > result.stream_excess + 0.003
-    assert result.stream_after < result.batch_after
+    # the batch model, frozen for the day, loses far more to the shift than the learner
+    assert result.batch_excess > result.stream_excess + 0.005
+    assert result.stream_after < result.batch_after - 0.004
     png = plot_comparison(result, str(tmp_path / "shift.png"))
     with open(png, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -86,17 +86,10 @@ def create_app(cfg: ProjectConfig, source: ModelSource | None = None, *, grpc: b
 
 
 def _edge_routes(cfg: ProjectConfig) -> list[Any]:
-    """The edge engineer's bundle-update routes, when that module is installed."""
-    try:
-        from loopml.serve.edge.updates import edge_routes
-    except ImportError:
-        return []
-    try:
-        found = edge_routes(cfg) if callable(edge_routes) else edge_routes
-    except Exception as exc:  # noqa: BLE001 - edge updates must not stop online serving
-        log.error("edge update routes unavailable: %s", exc)
-        return []
-    return list(found)
+    """Pattern 3's bundle-update routes, served by the same app."""
+    from loopml.serve.edge.updates import edge_routes
+
+    return list(edge_routes(cfg))
 
 
 def app_from_env() -> Any:

@@ -52,9 +52,10 @@ def compare_stream_vs_daily_batch(
 ) -> ShiftComparison:
     """Run both learners over a simulated stream with a preference shift.
 
-    ``world_config`` is a :class:`loopml.sim.config.WorldConfig` (by default 3 days,
-    the shift at the start of day 2 for every user, and a new segment half as large as
-    the population signing up from then). Curves are the *excess* log loss
+    ``world_config`` is a :class:`loopml.sim.config.WorldConfig` (by default 4 days,
+    the shift at the start of day 3 for every user, and a new segment half as large as
+    the population signing up from then; three days of history let the batch model
+    mature before the shift, so the comparison is about the shift, not about data). Curves are the *excess* log loss
     over the world's true click probabilities, averaged per ``bin_hours`` of event time:
     the truth removes the hour-of-day noise, so what is left is what each model has not
     learnt (0 = as good as the truth).
@@ -67,13 +68,13 @@ def compare_stream_vs_daily_batch(
     from loopml.sim.world import World
 
     cfg = world_config or WorldConfig(
-        days=3,
-        shift_day=2,
+        days=4,
+        shift_day=3,
         shift_fraction=1.0,
         new_segment_fraction=0.5,
-        impressions_per_day=12_000,
+        impressions_per_day=10_000,
         n_users=3000,
-        n_items=150,
+        n_items=100,
         format_change_day=0,
     )
     world = World(cfg)
