@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,8 +18,6 @@ from loopml.core.errors import LoopmlError, NotFoundError
 from loopml.serve.online.handlers import dispatch, match
 from loopml.serve.online.repository import ModelSource
 from loopml.serve.online.state import ServerState
-
-log = logging.getLogger("loopml.serve.online")
 
 _PROJECT_ENV = "LOOPML_SERVE_PROJECT"
 _OVERRIDES_ENV = "LOOPML_SERVE_OVERRIDES"
