@@ -34,7 +34,7 @@ from loopml.sim.config import WorldConfig
 from loopml.sim.world import World
 from loopml.storage.queues import open_queue
 
-REDIS = "redis://127.0.0.1:6379/15"
+REDIS = "redis://127.0.0.1:6379/13"  # not 15: test suites flush that one
 WINDOW = 1800.0
 
 

@@ -80,6 +80,102 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{name:12s} {n:>12,}")
 
 
+@events_app.command("fields")
+def events_fields(
+    event_type: str,
+    start: Annotated[str | None, typer.Option(help="First day (ISO).")] = None,
+    end: Annotated[str | None, typer.Option(help="End day, exclusive (ISO).")] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Fields stored for every event in the range: the feature set that survives a format change."""
+    from loopml.logs.evolution import common_fields
+
+    typer.echo(", ".join(common_fields(open_project(project).events, event_type, start, end)))
+
+
+@events_app.command("backfill")
+def events_backfill(
+    event_type: str,
+    field: str,
+    fn: Annotated[
+        str, typer.Option("--fn", help="module:function computing the field for old rows.")
+    ],
+    project: ProjectOpt = None,
+) -> None:
+    """Add FIELD to older partitions, computed by a backfill function (safe to re-run)."""
+    import importlib
+
+    from loopml.core.errors import ValidationError
+    from loopml.logs.evolution import backfill
+
+    module, _, attr = fn.partition(":")
+    try:
+        func = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValidationError(
+            f"--fn {fn!r} cannot be imported ({exc}); give it as package.module:function",
+            field="fn",
+        ) from None
+    typer.echo(str(backfill(open_project(project).events, event_type, field, func, progress=True)))
+
+
+@features_app.command("build")
+def features_build(
+    start: Annotated[str, typer.Option(help="First impression time (ISO).")],
+    end: Annotated[str, typer.Option(help="End time, exclusive (ISO).")],
+    out: Annotated[Path, typer.Option(help="Parquet file to write.")],
+    view: Annotated[
+        list[str] | None, typer.Option(help="NAME or NAME:VERSION (default: all).")
+    ] = None,
+    label: Annotated[str, typer.Option(help="Label event type.")] = "click",
+    label_window: Annotated[
+        str, typer.Option(help="How long after the impression a label counts.")
+    ] = "1h",
+    project: ProjectOpt = None,
+) -> None:
+    """Build a point-in-time training set (features strictly before each impression)."""
+    from loopml.features.training import build_training_set
+    from loopml.features.views import default_catalog
+
+    catalog = default_catalog()
+    views = (
+        list(catalog)
+        if not view
+        else [
+            catalog.get(v.partition(":")[0], int(v.partition(":")[2]) if ":" in v else None)
+            for v in view
+        ]
+    )
+    frame = build_training_set(
+        open_project(project).events,
+        views,
+        start=start,
+        end=end,
+        label=label,
+        label_window=label_window,
+        progress=True,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    typer.echo(f"{len(frame):,} rows, positive rate {frame['label'].mean():.4f} -> {out}")
+
+
+@features_app.command("latest")
+def features_latest(
+    view: str,
+    as_of: Annotated[str | None, typer.Option(help="ISO time (default: now).")] = None,
+    entity: Annotated[list[str] | None, typer.Option(help="Entity ids (default: all).")] = None,
+    limit: int = 20,
+    project: ProjectOpt = None,
+) -> None:
+    """Feature values per entity as of a time: what the online store serves."""
+    from loopml.features.training import latest_values
+    from loopml.features.views import default_catalog
+
+    frame = latest_values(open_project(project).events, default_catalog().get(view), as_of, entity)
+    _print_frame(frame, limit)
+
+
 @features_app.command("ls")
 def features_ls() -> None:
     """The feature views of the catalog, with their versions and columns."""

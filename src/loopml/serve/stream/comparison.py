@@ -56,9 +56,9 @@ def compare_stream_vs_daily_batch(
     the shift at the start of day 3 for every user, and a new segment half as large as
     the population signing up from then; three days of history let the batch model
     mature before the shift, so the comparison is about the shift, not about data).
-    Curves are the *excess* log loss over the world's true click probabilities, averaged per ``bin_hours`` of event time:
-    the truth removes the hour-of-day noise, so what is left is what each model has not
-    learnt (0 = as good as the truth).
+    Curves are the *excess* log loss over the world's true click probabilities,
+    averaged per ``bin_hours`` of event time: the truth removes the hour-of-day noise,
+    so what is left is what each model has not learnt (0 = as good as the truth).
     """
     import numpy as np
 

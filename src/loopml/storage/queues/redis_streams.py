@@ -177,9 +177,17 @@ class RedisStreamsQueue(Queue):
         parts = self._select(topic, partitions)
         streams = {self._ensure_group(topic, group, p): ">" for p in parts}
         index = {self._stream(topic, p): p for p in parts}
-        reply = self._redis.xreadgroup(
-            group, consumer, streams, count=count, block=block_ms if block_ms > 0 else None
-        )
+        try:
+            reply = self._redis.xreadgroup(
+                group, consumer, streams, count=count, block=block_ms if block_ms > 0 else None
+            )
+        except Exception as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # the stream was deleted behind our back (FLUSHDB, DEL): recreate and go on
+            self._groups = {g for g in self._groups if g[1] != group}
+            streams = {self._ensure_group(topic, group, p): ">" for p in parts}
+            reply = self._redis.xreadgroup(group, consumer, streams, count=count)
         out: list[Message] = []
         for stream, entries in reply or []:
             out.extend(self._messages(topic, index[stream.decode()], entries))

@@ -1,0 +1,315 @@
+"""Benchmark the experiment router: what an A/B or a shadow policy costs the online service.
+
+One LightGBM model (100 trees, 8 features) is registered twice (v1 = production, v2 =
+challenger, same size). The same loopml server is measured in the same run as:
+
+- ``baseline``: no router at all (the model served with no policy);
+- ``router-idle``: the router plugged in, no experiment running (pure pass-through);
+- ``ab``: a 50/50 A/B between v1 and v2, sticky on ``X-Unit-Id`` (1,000 users rotated);
+- ``shadow``: v1 answers, every request mirrored to v2 off the response path;
+- ``ab+hook``: the A/B with the repository change this module's report asks for
+  (a loaded version number is looked up before it is resolved, saving a thread hop and
+  a registry query per challenger request), patched in for this process only.
+
+Each is served by one uvicorn worker on loopback and loaded with ``wrk`` at 1 and 32
+connections; every figure is the median of ``--repeats`` runs. A second, in-process
+section times ``router.infer`` against ``dataplane.infer`` on the same model (median
+of 3,000 calls), which isolates the router's own cost from the machine's noise. Run::
+
+    .venv/bin/python bench/rollout.py                  # 3 x 5 s per measurement
+    .venv/bin/python bench/rollout.py --duration 3 --repeats 1
+
+Needs ``wrk`` on PATH (Debian/Ubuntu: ``apt-get install -y wrk``).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from serve import free_port, wrk  # noqa: E402 - bench/serve.py's wrk runner and parser
+
+N_FEATURES = 8
+N_BODIES = 1000
+KINDS = ("baseline", "router-idle", "ab", "shadow", "ab+hook")
+
+
+def make_project(workdir: Path) -> str:
+    import lightgbm as lgb
+    import pandas as pd
+
+    from loopml.core.config import ProjectConfig, init_project
+    from loopml.core.signature import Signature
+    from loopml.predict.flavours import save_model
+    from loopml.registry import Registry
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({f"f{i}": rng.normal(size=5000) for i in range(N_FEATURES)})
+    logit = X.f0 - 0.5 * X.f1 + 0.3 * X.f2 * X.f3
+    y = (rng.random(5000) < 1 / (1 + np.exp(-logit))).astype(int)
+    project = workdir / "project"
+    init_project(project, name="bench")
+    with open(project / "loopml.toml", "a") as fh:
+        fh.write(
+            "\n[online]\ngrpc_port = 0\n\n[models.ctr]\ncache = false\nlog_sample_rate = 0.01\n"
+        )
+    cfg = ProjectConfig.load(project)
+    reg = Registry.from_config(cfg)
+    for seed in (1, 2):
+        clf = lgb.LGBMClassifier(n_estimators=100, num_leaves=31, verbose=-1, random_state=seed)
+        clf.fit(X, y)
+        reg.register(
+            "ctr",
+            save_model(clf, "lightgbm"),
+            flavour="lightgbm",
+            signature=Signature.infer(X, classes=(0, 1)),
+        )
+    reg.set_alias("ctr", "production", 1, actor="bench", reason="benchmark")
+    reg.set_alias("ctr", "challenger", 2, actor="bench", reason="benchmark")
+    return str(project)
+
+
+def patch_repository_lookup() -> None:
+    """The proposed hook in ``ModelRepository.get``: a version number already loaded needs
+    no resolving (numbers never move), so answer it from the LRU first."""
+    from loopml.serve.online.repository import ModelRepository
+
+    original = ModelRepository.get
+
+    async def get(self, name, version=None):  # noqa: ANN001, ANN202
+        if version is not None and version.isdigit():
+            hit = self._extra.get((name, int(version)))
+            if hit is not None:
+                return hit
+        return await original(self, name, version)
+
+    ModelRepository.get = get
+
+
+def serve(kind: str, port: int, project: str) -> None:
+    """One server process: the online app, with the router plugged in as the hook would."""
+    import uvicorn
+
+    from loopml.core.config import ProjectConfig
+    from loopml.rollout import manage
+    from loopml.rollout.api import experiment_routes
+    from loopml.rollout.router import ExperimentRouter
+    from loopml.serve.online.app import create_app
+
+    cfg = ProjectConfig.load(project)
+    policy = {"ab": "ab", "ab+hook": "ab", "shadow": "shadow"}.get(kind)
+    if policy:
+        manage.start_experiment(
+            cfg,
+            f"bench-{kind.replace('+', '-')}-{port}",
+            model="ctr",
+            policy=policy,
+            arms="production,challenger",
+        )
+    if kind == "ab+hook":
+        patch_repository_lookup()
+    app = create_app(cfg, grpc=False)
+    if kind != "baseline":
+        router = ExperimentRouter.from_config(cfg, app.state.dataplane, tick_s=1.0)
+        app.state.dataplane = router
+        app.inner.router.routes.extend(experiment_routes(router, cfg))
+    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+
+
+def stop_all(project: str) -> None:
+    from loopml.core.config import ProjectConfig
+    from loopml.rollout.store import ExperimentStore
+
+    store = ExperimentStore.from_config(ProjectConfig.load(project))
+    for exp in store.list("running"):
+        store.update(exp.name, action="stop", status="stopped", reason="benchmark done")
+
+
+def start(kind: str, port: int, project: str) -> subprocess.Popen:
+    import httpx
+
+    cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port), "--arg", project]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{kind} server died: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"{kind} server was not ready within 120 s")
+
+
+def lua_script(path: Path, bodies: list[str]) -> Path:
+    quoted = ",\n".join("[==[" + b + "]==]" for b in bodies)
+    path.write_text(
+        f"local bodies = {{\n{quoted}\n}}\nlocal i = 0\n"
+        "request = function()\n  i = i + 1\n"
+        '  local headers = {["Content-Type"] = "application/json", '
+        '["X-Unit-Id"] = "user" .. (i % 1000)}\n'
+        '  return wrk.format("POST", "/v1/models/ctr/predict", headers, '
+        "bodies[(i % #bodies) + 1])\nend\n"
+    )
+    return path
+
+
+def measure(port: int, script: Path, duration: float, repeats: int) -> dict:
+    wrk(port, script, 8, 2)  # warm-up
+    out: dict = {}
+    for c in (1, 32):
+        runs = [wrk(port, script, c, duration) for _ in range(repeats)]
+        out[c] = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+    return out
+
+
+# -- in-process: the router's own cost ----------------------------------------------------
+def in_process(project: str, calls: int = 3000) -> dict[str, float]:
+    """Median microseconds per call: data plane alone vs through the router (A/B, shadow)."""
+    import asyncio
+
+    from loopml.core.config import ProjectConfig
+    from loopml.rollout.records import ExperimentSpec
+    from loopml.rollout.router import ExperimentRouter
+    from loopml.rollout.store import ExperimentStore
+    from loopml.serve.online.state import ServerState
+
+    cfg = ProjectConfig.load(project)
+    rng = np.random.default_rng(0)
+    rows = [{f"f{i}": [float(v)] for i, v in enumerate(r)} for r in rng.normal(size=(64, 8))]
+
+    async def timed(target, headers_for) -> float:  # noqa: ANN001
+        times = []
+        for i in range(calls):
+            t = time.perf_counter()
+            await target.infer("ctr", rows[i % 64], headers=headers_for(i))
+            times.append(time.perf_counter() - t)
+        return float(np.median(times) * 1e6)
+
+    async def main() -> dict[str, float]:
+        state = ServerState(cfg, grpc=False)
+        await state.repository.start()
+        await state.repository.get("ctr", "2")  # load the challenger before timing
+        store = ExperimentStore(f"sqlite:///{tempfile.mkdtemp()}/bench.db")
+        router = ExperimentRouter(state.dataplane, store, tick_s=None)
+        out = {"dataplane": await timed(state.dataplane, lambda i: {})}
+        out["router-idle"] = await timed(router, lambda i: {})
+        await router.start(ExperimentSpec("ab", "ctr", "ab", ("production", "2")))
+        out["router-ab"] = await timed(router, lambda i: {"x-unit-id": f"u{i % 1000}"})
+        await router.stop("ab")
+        patch_repository_lookup()
+        await router.start(ExperimentSpec("ab2", "ctr", "ab", ("production", "2")))
+        out["router-ab+hook"] = await timed(router, lambda i: {"x-unit-id": f"u{i % 1000}"})
+        await router.aclose()
+        await state.shutdown()
+        return out
+
+    return asyncio.run(main())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--repeats", type=int, default=3, help="wrk runs per figure (median)")
+    parser.add_argument("--out", default=str(HERE / "results" / "rollout.md"))
+    parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--arg", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, args.arg)
+        return
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed; on Debian/Ubuntu: apt-get install -y wrk")
+    workdir = Path(tempfile.mkdtemp(prefix="loopml-bench-rollout-"))
+    project = make_project(workdir)
+    rng = np.random.default_rng(1)
+    bodies = [
+        json.dumps({"features": {f"f{i}": float(v) for i, v in enumerate(r)}})
+        for r in rng.normal(size=(N_BODIES, N_FEATURES)).round(4)
+    ]
+    script = lua_script(workdir / "rollout.lua", bodies)
+    results: dict[str, dict] = {}
+    for kind in KINDS:
+        stop_all(project)
+        port = free_port()
+        proc = start(kind, port, project)
+        try:
+            results[kind] = measure(port, script, args.duration, args.repeats)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        for c in (1, 32):
+            x = results[kind][c]
+            print(
+                f"{kind:12s} c={c:<3d} {x['rps']:8.0f} req/s  p50 {x['p50_ms']:7.3f} ms  "
+                f"p99 {x['p99_ms']:7.2f} ms  errors {x['errors']:.0f}",
+                flush=True,
+            )
+    stop_all(project)
+    micro = in_process(project)
+    report = render(results, micro, args.duration, args.repeats)
+    print(report)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(report)
+
+
+def render(r: dict, micro: dict[str, float], duration: float, repeats: int) -> str:
+    base = r["baseline"]
+    lines = [
+        "## bench/rollout: the experiment router in front of the online service",
+        "",
+        f"`.venv/bin/python bench/rollout.py --duration {duration:.0f} --repeats {repeats}` -- "
+        "wrk -t1, loopback, one uvicorn worker, simple JSON route, 1,000 users rotated in "
+        "X-Unit-Id; LightGBM 100 trees x2 versions; cache off; medians of the repeats; "
+        "2-core machine shared with other work.",
+        "",
+        "| server | c | req/s | vs baseline | p50 ms | p99 ms | p99 vs baseline | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for kind in KINDS:
+        for c in (1, 32):
+            x, b = r[kind][c], base[c]
+            lines.append(
+                f"| {kind} | {c} | {x['rps']:.0f} | {x['rps'] / b['rps']:.2f}x | "
+                f"{x['p50_ms']:.3f} | {x['p99_ms']:.2f} | {x['p99_ms'] / b['p99_ms']:.2f}x | "
+                f"{x['errors']:.0f} |"
+            )
+    ab, hook, sh = r["ab"][32], r["ab+hook"][32], r["shadow"]
+    lines += [
+        "",
+        f"- A/B 50/50 throughput at 32 connections: {ab['rps'] / base[32]['rps']:.0%} of "
+        f"baseline as the online service is today, {hook['rps'] / base[32]['rps']:.0%} with "
+        "the repository hook (goal >= 90%)",
+        f"- shadow, champion p99 at 1 connection: {sh[1]['p99_ms']:.2f} ms vs "
+        f"{base[1]['p99_ms']:.2f} ms baseline ({sh[1]['p99_ms'] / base[1]['p99_ms']:.2f}x; "
+        f"goal <= 1.10x); throughput at 32: {sh[32]['rps'] / base[32]['rps']:.0%} (the "
+        "challenger's compute runs in the same process)",
+        "",
+        "In-process, median per `infer` call (3,000 calls, one row, same model):",
+        "",
+        "| path | us/call | vs data plane |",
+        "|---|---|---|",
+    ]
+    for key, value in micro.items():
+        lines.append(f"| {key} | {value:.1f} | {value / micro['dataplane']:.2f}x |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    main()
