@@ -294,11 +294,11 @@ def booster_one_row_ms(model_path: str) -> float:
     """LightGBM's own in-process one-row time (the native booster, median of 2,000)."""
     import pickle
 
-    from loopml.predict.lightgbm_fast import FastRowPredictor
+    from loopml.predict.lightgbm_fast import CBooster, FastRowPredictor
 
     with open(model_path, "rb") as fh:
         clf = pickle.load(fh)
-    fast = FastRowPredictor(clf.booster_, N_FEATURES, 1)
+    fast = FastRowPredictor(CBooster(clf.booster_.model_to_string()), N_FEATURES, 1)
     row = np.zeros(N_FEATURES)
     times = []
     for _ in range(2000):

@@ -52,6 +52,19 @@ def make_events(impressions: int) -> list[dict]:
     return [p for p, _ in event_payloads(world.generate())]
 
 
+def dense_stream(n: int) -> tuple[list[dict], list[tuple[dict, bool]]]:
+    """River's bundled Phishing data (9 numeric features), repeated to ``n`` examples."""
+    from river import datasets
+
+    data = list(datasets.Phishing())
+    examples = [data[i % len(data)] for i in range(n)]
+    events = [
+        {"type": "example", "event_id": f"d{i}", "ts": i, "x": x, "y": y}
+        for i, (x, y) in enumerate(examples)
+    ]
+    return events, examples
+
+
 def labelled_examples(events: list[dict]) -> list[tuple[dict, bool]]:
     """The (x, y) pairs the learner learns, in its order: the bare loops' input."""
     learner = OnlineLearner("logreg", label_window_s=WINDOW, trace=True)
@@ -76,16 +89,16 @@ class Clock:
         return n / self.wall, n / self.cpu
 
 
-def bare_learn(model_name: str, examples) -> tuple[float, float]:
-    model = make_model(model_name)
+def bare_learn(model_name: str, examples, **params) -> tuple[float, float]:
+    model = make_model(model_name, **params)
     with Clock() as c:
         for x, y in examples:
             model.learn_one(x, y)
     return c.rates(len(examples))
 
 
-def bare_progressive(model_name: str, examples) -> tuple[float, float]:
-    model = make_model(model_name)
+def bare_progressive(model_name: str, examples, **params) -> tuple[float, float]:
+    model = make_model(model_name, **params)
     with Clock() as c:
         for x, y in examples:
             model.predict_proba_one(x)
@@ -93,11 +106,11 @@ def bare_progressive(model_name: str, examples) -> tuple[float, float]:
     return c.rates(len(examples))
 
 
-def bare_mini_batch(model_name: str, examples, size: int = 500) -> tuple[float, float]:
+def bare_mini_batch(model_name: str, examples, size: int = 500, **params) -> tuple[float, float]:
     """The library's own mini-batch update on the same examples (no queue, no join)."""
     import pandas as pd
 
-    model = make_model(model_name)
+    model = make_model(model_name, **params)
     xs = [x for x, _ in examples]
     ys = [y for _, y in examples]
     with Clock() as c:
@@ -109,8 +122,29 @@ def bare_mini_batch(model_name: str, examples, size: int = 500) -> tuple[float, 
     return c.rates(len(examples))
 
 
+def in_memory_learner(
+    events: list[dict], model: str, mini_batch: int = 1, window: float = WINDOW, **params
+) -> tuple[float, float]:
+    """The learner without a queue: isolates what the queue, checkpoints and snapshots cost."""
+    from loopml.storage.queues.base import Message
+
+    learner = OnlineLearner(
+        model, label_window_s=window, mini_batch=mini_batch, model_params=params
+    )
+    msgs = [Message("events", 0, str(i), (i, 0), None, e) for i, e in enumerate(events, 1)]
+    with Clock() as c:
+        for i in range(0, len(msgs), 1000):
+            learner.process_messages(msgs[i : i + 1000])
+    return c.rates(learner.n_learnt)
+
+
 def full_learner(
-    url: str, events: list[dict], model: str, mini_batch: int = 1
+    url: str,
+    events: list[dict],
+    model: str,
+    mini_batch: int = 1,
+    window: float = WINDOW,
+    **params,
 ) -> tuple[float, float]:
     root = Path(tempfile.mkdtemp()) / "proj"
     name = f"b{uuid.uuid4().hex[:8]}"
@@ -127,7 +161,8 @@ def full_learner(
         cfg,
         model=model,
         mini_batch=mini_batch,
-        label_window_s=WINDOW,
+        label_window_s=window,
+        model_params=params,
         consume_batch=1000,
         commit_every=10_000,
         snapshot_every=max(1, len(events) // 6),
@@ -179,6 +214,12 @@ def main() -> None:
             median(lambda m=model: bare_progressive(m, examples), args.repeats),
             bare,
         )
+        row(
+            model,
+            "loopml learner in memory (join, metrics; no queue)",
+            median(lambda m=model: in_memory_learner(events, m), args.repeats),
+            bare,
+        )
         for label, url in backends:
             row(
                 model,
@@ -199,6 +240,27 @@ def main() -> None:
             median(lambda m=mb_model: full_learner("sqlite", events, m, 500), args.repeats),
             bare_logreg,
         )
+    # dense numeric features (River's Phishing, repeated): where mini-batches pay off
+    dense_events, dense_examples = dense_stream(len(examples))
+    plain = {"crosses": ()}
+    base = median(lambda: bare_learn("logreg", dense_examples, **plain), args.repeats)
+    row("logreg, dense", "River bare `learn_one` loop (baseline)", base, base)
+    row(
+        "logreg, dense",
+        "bare mini-batch update, 500 rows (`learn_many`)",
+        median(lambda: bare_mini_batch("logreg", dense_examples, **plain), args.repeats),
+        base,
+    )
+    for mb in (1, 500):
+        row(
+            "logreg, dense",
+            f"loopml learner, SQLite queue, mini-batch {mb}",
+            median(
+                lambda b=mb: full_learner("sqlite", dense_events, "logreg", b, 25, **plain),
+                args.repeats,
+            ),
+            base,
+        )
     load = " / ".join(f"{v:.1f}" for v in __import__("os").getloadavg())
     lines = [
         "## Streaming learner (pattern 4): `bench/stream.py`",
@@ -206,7 +268,8 @@ def main() -> None:
         f"{len(events):,} simulated events ({len(examples):,} labelled impressions), median "
         f"of {args.repeats} runs, labelled examples learnt per second. Ratios are against "
         "River's bare `learn_one` loop over the same examples with the same model in the "
-        "same run (mini-batch rows: against the River logreg loop). The machine is shared "
+        "same run (mini-batch rows: against the River logreg loop; dense rows: River's "
+        "Phishing data repeated, 9 numeric features). The machine is shared "
         f"(load average {load} on 2 cores during the run), so CPU-time rates are given "
         "too; the Redis server's own CPU is not in the CPU column.",
         "",

@@ -79,3 +79,31 @@ def test_outcomes_join_to_arms_and_redelivery_counts_once(store):
     assert outcomes["production"]["binary"]
     assert sorted(store.latencies("e1", "challenger")) == [1.0, 3.0, 5.0, 7.0, 9.0]
     assert len(store.timeline("e1")) == 10
+
+
+def test_assignment_log_keeps_rows_through_a_failed_write_and_bounds_memory(tmp_path):
+    import asyncio
+
+    from loopml.rollout.assignment_log import AssignmentLog
+    from loopml.rollout.store import ASSIGNMENT_COLUMNS
+
+    store = ExperimentStore(f"sqlite:///{tmp_path}/meta.db")
+    log = AssignmentLog(store, flush_rows=10_000, max_rows=5)
+    row = dict.fromkeys(ASSIGNMENT_COLUMNS)
+    row.update(experiment="e", request_id="r", arm="a", kind="serve", ts=1.0, error=False)
+
+    async def main():
+        for _ in range(7):
+            log.add(tuple(row[c] for c in ASSIGNMENT_COLUMNS))
+        store.engine.dispose()
+        with store.engine.begin() as conn:  # the table disappears: the write fails
+            conn.exec_driver_sql("ALTER TABLE rollout_assignments RENAME TO parked")
+        failed = await log.flush()
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE parked RENAME TO rollout_assignments")
+        return failed, len(log), await log.flush()
+
+    failed, kept, written = asyncio.run(main())
+    assert (failed, kept, written) == (0, 5, 5)
+    assert log.lost == 2 and log.written == 5
+    assert store.arm_totals("e")["a"]["requests"] == 5

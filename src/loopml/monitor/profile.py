@@ -240,8 +240,8 @@ def _numeric(
     lo, hi = (float(v) for v in np.partition(x, [k_lo, k_hi])[[k_lo, k_hi]])
     if hi <= lo:  # a spike holds the whole centre: let the grid span everything
         lo, hi = moments["min"], moments["max"]
-    low, high = np.sort(x[x < lo]), np.sort(x[x > hi])
-    counts, sums = grid(x, lo, hi, cells)
+    counts, sums, low, high = grid(x, lo, hi, cells)
+    low, high = np.sort(low), np.sort(high)
     raw = np.sort(x) if n <= exact_limit else None
     return NumericProfile(
         name,
@@ -258,23 +258,29 @@ def _numeric(
     )
 
 
-def grid(x: np.ndarray, lo: float, hi: float, cells: int) -> tuple[np.ndarray, np.ndarray]:
-    """Count and sum of the values in ``[lo, hi]`` per uniform cell (others ignored).
+def grid(
+    x: np.ndarray, lo: float, hi: float, cells: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Count and sum per uniform cell of ``[lo, hi)``, and the values below and above.
 
-    >>> counts, sums = grid(np.array([0.0, 0.1, 0.9, 1.0, 5.0]), 0.0, 1.0, 2)
-    >>> counts.tolist(), sums.tolist()
-    ([2, 2], [0.1, 1.9])
+    One cell index decides both, so every value is in exactly one place even where
+    floating-point rounding meets a boundary.
+
+    >>> counts, sums, low, high = grid(np.array([-1.0, 0.0, 0.1, 0.9, 1.0, 5.0]), 0.0, 1.0, 2)
+    >>> counts.tolist(), sums.tolist(), low.tolist(), high.tolist()
+    ([2, 1], [0.1, 0.9], [-1.0], [1.0, 5.0])
     """
-    scale = cells / (hi - lo)
-    idx = (x - lo) * scale
-    np.clip(idx, -1.0, cells + 1.0, out=idx)
-    cell = idx.astype(np.int64)
-    cell[idx < 0] = cells + 1  # below lo: dropped bucket
-    cell[(cell == cells) & (x <= hi)] = cells - 1  # x == hi belongs to the last cell
-    cell[x > hi] = cells + 1
-    counts = np.bincount(cell, minlength=cells + 2)[:cells]
-    sums = np.bincount(cell, weights=x, minlength=cells + 2)[:cells]
-    return counts.astype(np.int64), sums
+    idx = x - lo
+    idx *= cells / (hi - lo)
+    np.floor(idx, out=idx)
+    np.clip(idx, -1.0, float(cells), out=idx)
+    cell = idx.astype(np.intp)
+    cell += 1  # 0: below lo, 1..cells: the grid, cells + 1: at or above hi
+    counts = np.bincount(cell, minlength=cells + 2)
+    sums = np.bincount(cell, weights=x, minlength=cells + 2)
+    low = x[cell == 0] if counts[0] else x[:0]
+    high = x[cell == cells + 1] if counts[cells + 1] else x[:0]
+    return counts[1 : cells + 1].astype(np.int64), sums[1 : cells + 1], low, high
 
 
 def _discrete_values(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -170,9 +170,9 @@ def summarise(profile: ReferenceProfile, frame: Any, exact_limit: int = 5000) ->
 
 def _numeric(col: NumericProfile, values: Any, exact_limit: int) -> NumericSummary:
     x, missing, invalid = numeric_values(values)
-    counts, sums = grid(x, col.lo, col.hi, col.cells)
-    outside = (x < col.lo) | (x > col.hi)
-    pos, w = _cap(x[outside], np.ones(int(outside.sum())))
+    counts, sums, low, high = grid(x, col.lo, col.hi, col.cells)
+    outside = np.concatenate([low, high])
+    pos, w = _cap(outside, np.ones(len(outside)))
     n = len(x)
     return NumericSummary(
         col.name,

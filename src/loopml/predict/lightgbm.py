@@ -42,8 +42,14 @@ class LightGBMModel:
     or a ``loopml.train.FrameModel`` around one) or :meth:`from_bytes`.
     """
 
-    def __init__(self, booster: Any, header: dict[str, Any]) -> None:
-        self.booster = booster
+    def __init__(self, model: str | Any, header: dict[str, Any]) -> None:
+        from loopml.predict.lightgbm_fast import CBooster
+
+        # The model text is the source of truth; prediction runs on the C library so that
+        # serving never imports the lightgbm package (and scikit-learn, pandas, SciPy).
+        self.text: str = model if isinstance(model, str) else model.model_to_string()
+        self.cbooster = CBooster(self.text)
+        self._booster = None if isinstance(model, str) else model
         self.header = header
         self.features: list[str] = list(header["features"])
         self.categorical: dict[str, list[str]] = {
@@ -52,19 +58,28 @@ class LightGBMModel:
         self.task: str = header["task"]
         self.classes: list[Any] | None = header.get("classes")
         self.downsample_rate: float | None = header.get("downsample_rate")
-        self.num_outputs = int(booster.num_model_per_iteration())
+        self.num_outputs = self.cbooster.num_class
         self._codes = {
             name: {c: i for i, c in enumerate(cats)} for name, cats in self.categorical.items()
         }
+
+    @property
+    def booster(self) -> Any:
+        """A ``lightgbm.Booster`` for training-side work (warm starts, pruning, ONNX export)."""
+        if self._booster is None:
+            import lightgbm as lgb
+
+            self._booster = lgb.Booster(model_str=self.text)
+        return self._booster
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def from_estimator(cls, model: Any) -> LightGBMModel:
         """Extract the booster and category codes from a fitted LightGBM estimator."""
-        import lightgbm as lgb
-
         if isinstance(model, LightGBMModel):
             return model
+        import lightgbm as lgb
+
         estimator = getattr(model, "estimator_", model)
         if not isinstance(estimator, lgb.LGBMModel):
             raise ValidationError(
@@ -119,12 +134,10 @@ class LightGBMModel:
 
     def to_bytes(self) -> bytes:
         head = json.dumps(self.header, sort_keys=True).encode()
-        return head + b"\n" + self.booster.model_to_string().encode()
+        return head + b"\n" + self.text.encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LightGBMModel:
-        import lightgbm as lgb
-
         head, sep, body = data.partition(b"\n")
         try:
             header = json.loads(head) if sep else None
@@ -136,7 +149,7 @@ class LightGBMModel:
                 "with another flavour?",
                 field="flavour",
             )
-        return cls(lgb.Booster(model_str=body.decode()), header)
+        return cls(body.decode(), header)
 
     # -- prediction ------------------------------------------------------------------------
     def encode(self, columns: Mapping[str, Any]) -> np.ndarray:
@@ -151,14 +164,17 @@ class LightGBMModel:
             if cats is None:
                 matrix[:, j] = np.asarray(values, dtype=np.float64)
                 continue
-            keys = [_cat_key(v) for v in np.asarray(values, dtype=object)]
             if n <= 256:  # a dict lookup beats building pandas indexes for small batches
                 lookup = self._codes[name]
+                keys = [_cat_key(v) for v in np.asarray(values, dtype=object)]
                 matrix[:, j] = [
                     lookup.get(k, math.nan) if k is not None else math.nan for k in keys
                 ]
                 continue
-            codes = pd.Index(cats, dtype=object).get_indexer(pd.Index(keys, dtype=object))
+            # vectorised: pandas maps strings to positions in C; missing values map to -1
+            keys = pd.Index(np.asarray(values, dtype=object)).astype(str, copy=False)
+            keys = keys.where(~pd.isna(np.asarray(values, dtype=object)), None)
+            codes = pd.Index(cats, dtype=object).get_indexer(keys)
             codes = codes.astype(np.float64)
             codes[codes < 0] = np.nan
             matrix[:, j] = codes
@@ -173,9 +189,8 @@ class LightGBMModel:
         return out
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        if len(matrix) < PARALLEL_ROWS:
-            return self.finish(self.booster.predict(matrix, num_threads=1))
-        return self.finish(self.booster.predict(matrix))
+        threads = 1 if len(matrix) < PARALLEL_ROWS else None
+        return self.finish(self.cbooster.predict(matrix, num_threads=threads))
 
     def predict_proba(self, frame: Any) -> np.ndarray:
         """``(n, k)`` class probabilities from a raw frame, like the scikit-learn wrapper."""
@@ -240,7 +255,7 @@ class LightGBMPredictor(Predictor):
             )
         self._plan = [(f, m._codes.get(f), specs[f].nullable) for f in m.features]
         self._others = [n for n in self.signature.names if n not in set(m.features)]
-        self._fast = FastRowPredictor(m.booster, len(m.features), m.num_outputs)
+        self._fast = FastRowPredictor(m.cbooster, len(m.features), m.num_outputs)
 
     def _unload(self) -> None:
         if self._fast is not None:

@@ -20,25 +20,24 @@ import numpy as np
 
 from loopml.core.errors import ValidationError
 from loopml.rollout.interleaving import team_draft
+from loopml.rollout.routed import ActiveExperiment, RoutedResult, routed
 from loopml.serve.online.dataplane import InferResult
 
 if TYPE_CHECKING:
-    from loopml.rollout.router import ExperimentRouter, RoutedResult, _Active
+    from loopml.rollout.router import ExperimentRouter
 
 _SCORES = ("probability", "prediction")
 
 
 async def interleave(
     router: ExperimentRouter,
-    active: _Active,
+    active: ActiveExperiment,
     model_name: str,
     columns: Mapping[str, Any],
     unit: str | None,
     call: dict[str, Any],
 ) -> RoutedResult:
     """Serve one interleaved request and record both arms' assignments."""
-    from loopml.rollout.router import _routed
-
     spec = active.experiment.spec
     rid = call["request_id"]
     (res_a, lat_a, err_a), (res_b, lat_b, err_b) = await asyncio.gather(
@@ -54,9 +53,9 @@ async def interleave(
         if good is None or (err_a and err_b):
             if isinstance(err_a, BaseException):
                 raise err_a
-            return _routed(res_a, spec.name, spec.arms[0])  # both answered from the fallback
+            return routed(res_a, spec.name, spec.arms[0])  # both answered from the fallback
         router._remember(rid, spec.name, spec.arms[ok])
-        return _routed(good, spec.name, spec.arms[ok])
+        return routed(good, spec.name, spec.arms[ok])
     key = next((k for k in _SCORES if k in res_a.outputs), None)
     if key is None or key not in res_b.outputs or np.ndim(res_a.outputs[key]) != 1:
         raise ValidationError(
@@ -84,7 +83,7 @@ async def interleave(
         rid, spec.name, {item: spec.arms[t] for t, group in enumerate(team_items) for item in group}
     )
     merged = InferResult(model_name, res_a.version, outputs, n, rid, max(lat_a, lat_b))
-    return _routed(merged, spec.name, "interleaved")
+    return routed(merged, spec.name, "interleaved")
 
 
 def _item_keys(columns: Mapping[str, Any], item_column: str, n: int) -> list[str]:

@@ -21,13 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import itertools
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -35,45 +32,23 @@ import numpy as np
 from loopml.core.errors import LoopmlError
 from loopml.rollout import lifecycle
 from loopml.rollout.assignment import bucket
-from loopml.rollout.policies import BanditPolicy, Policy, ShadowPolicy, policy_for
+from loopml.rollout.assignment_log import AssignmentLog
+from loopml.rollout.mirror import mirror
+from loopml.rollout.policies import BanditPolicy, ShadowPolicy, policy_for
 from loopml.rollout.records import Experiment, ExperimentSpec
+from loopml.rollout.routed import (
+    ActiveExperiment,
+    describe,
+    next_request_id,
+    routed,
+    score_of,
+)
 from loopml.rollout.store import ExperimentStore
 from loopml.serve.online.dataplane import InferResult
 
 log = logging.getLogger("loopml.rollout")
 
-_MAIN_OUTPUTS = ("probability", "prediction", "probabilities")
 _RECENT = 100_000
-_PREFIX = os.urandom(5).hex()
-_COUNTER = itertools.count(1)
-
-
-@dataclass
-class RoutedResult(InferResult):
-    """A data-plane result plus the experiment and arm that produced it."""
-
-    experiment: str | None = None
-    arm: str | None = None
-
-    def parameters(self) -> dict[str, Any]:
-        out = super().parameters()
-        if self.experiment:
-            out["experiment"] = self.experiment
-            out["arm"] = self.arm
-        return out
-
-
-_RESULT_FIELDS = [f.name for f in fields(InferResult)]
-
-
-@dataclass
-class _Active:
-    """A running experiment as the router holds it: policy, version args, its own RNG."""
-
-    experiment: Experiment
-    policy: Policy
-    versions: list[str | None]
-    rng: np.random.Generator
 
 
 class ExperimentRouter:
@@ -106,16 +81,13 @@ class ExperimentRouter:
         self.store = store
         self.registry = registry
         self.tick_s = tick_s
-        self.flush_rows = flush_rows
-        self.max_buffer = max_buffer
         self.max_shadow = max_shadow
-        self.counts = {"routed": 0, "shadow": 0, "shadow_dropped": 0, "lost": 0, "written": 0}
-        self._active: dict[str, _Active] = {}
+        self.assignments = AssignmentLog(store, flush_rows, max_buffer)
+        self.counts = {"routed": 0, "shadow": 0, "shadow_dropped": 0}
+        self._active: dict[str, ActiveExperiment] = {}
         self._revisions: dict[str, tuple[int, str]] = {}
-        self._buffer: list[dict[str, Any]] = []
         self._recent: OrderedDict[str, tuple[str, Any]] = OrderedDict()
         self._shadows: set[asyncio.Task] = set()
-        self._flushing: asyncio.Task | None = None
         self._ticker: asyncio.Task | None = None
         self._loaded = False
         self._started = False
@@ -171,7 +143,7 @@ class ExperimentRouter:
             found = params.get("unit_id")
             unit = str(found) if found is not None else None
         position = bucket(spec.name, unit) if unit else float(active.rng.random())
-        rid = request_id or (headers or {}).get("x-request-id") or _next_id()
+        rid = request_id or (headers or {}).get("x-request-id") or next_request_id()
         call = dict(
             headers=headers, params=params, request_id=rid, timeout_ms=timeout_ms, protocol=protocol
         )
@@ -189,20 +161,20 @@ class ExperimentRouter:
             result, _, _ = await self._call(
                 active, 0, model_name, columns, unit, call, raising=True
             )
-            return _routed(result, spec.name, spec.arms[0])
-        self._record(active, rid, unit, arm, "serve", latency, error, _score(result), result)
+            return routed(result, spec.name, spec.arms[0])
+        self._record(active, rid, unit, arm, "serve", latency, error, score_of(result), result)
         if isinstance(policy, BanditPolicy):
             policy.observe(arm)
         elif isinstance(policy, ShadowPolicy) and policy.mirror(active.rng):
-            self._mirror(active, model_name, columns, unit, call)
+            mirror(self, active, model_name, columns, unit, call)
         if result is None:
             raise error  # type: ignore[misc]
         self._remember(rid, spec.name, spec.arms[arm])
-        return _routed(result, spec.name, spec.arms[arm])
+        return routed(result, spec.name, spec.arms[arm])
 
     async def _call(
         self,
-        active: _Active,
+        active: ActiveExperiment,
         arm: int,
         model_name: str,
         columns: Mapping[str, Any],
@@ -231,43 +203,9 @@ class ExperimentRouter:
         error = result.fallback if result.fallback else None
         return result, latency, error
 
-    def _mirror(
-        self,
-        active: _Active,
-        model_name: str,
-        columns: Mapping[str, Any],
-        unit: str | None,
-        call: dict[str, Any],
-    ) -> None:
-        if len(self._shadows) >= self.max_shadow:
-            self.counts["shadow_dropped"] += 1
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._shadow(active, model_name, columns, unit, dict(call))
-        )
-        self._shadows.add(task)
-        task.add_done_callback(self._shadows.discard)
-
-    async def _shadow(
-        self,
-        active: _Active,
-        model_name: str,
-        columns: Mapping[str, Any],
-        unit: str | None,
-        call: dict[str, Any],
-    ) -> None:
-        rid = call["request_id"]
-        call["request_id"] = f"{rid}~shadow"
-        try:
-            result, latency, error = await self._call(active, 1, model_name, columns, unit, call)
-        except Exception as exc:  # noqa: BLE001 - a mirror must never surface an error
-            result, latency, error = None, 0.0, exc
-        self.counts["shadow"] += 1
-        self._record(active, rid, unit, 1, "shadow", latency, error, _score(result), result)
-
     def _record(
         self,
-        active: _Active,
+        active: ActiveExperiment,
         rid: str,
         unit: str | None,
         arm: int,
@@ -278,26 +216,23 @@ class ExperimentRouter:
         result: InferResult | None,
         detail: str | None = None,
     ) -> None:
-        if len(self._buffer) >= self.max_buffer:
-            self.counts["lost"] += 1
-            return
-        self._buffer.append(
-            {
-                "experiment": active.experiment.spec.name,
-                "request_id": rid,
-                "unit_id": unit,
-                "arm": active.experiment.spec.arms[arm],
-                "version": result.version if result is not None else None,
-                "kind": kind,
-                "ts": time.time(),
-                "latency_ms": latency,
-                "error": error is not None,
-                "score": score,
-                "detail": detail if detail is not None else _describe(error),
-            }
+        spec = active.experiment.spec
+        # a tuple in ASSIGNMENT_COLUMNS order: the cheapest thing to build per request
+        self.assignments.add(
+            (
+                spec.name,
+                rid,
+                unit,
+                spec.arms[arm],
+                result.version if result is not None else None,
+                kind,
+                time.time(),
+                latency,
+                error is not None,
+                score,
+                detail if detail is not None else describe(error),
+            )
         )
-        if len(self._buffer) >= self.flush_rows and self._flushing is None:
-            self._flushing = asyncio.get_running_loop().create_task(self.flush())
 
     def _remember(self, rid: str, experiment: str, target: Any) -> None:
         self._recent[rid] = (experiment, target)
@@ -386,7 +321,7 @@ class ExperimentRouter:
     async def reload(self) -> None:
         """Load every running experiment afresh (after a change here or elsewhere)."""
         running = await asyncio.to_thread(self.store.list, "running")
-        active: dict[str, _Active] = {}
+        active: dict[str, ActiveExperiment] = {}
         for exp in running:
             old = self._active.get(exp.spec.model)
             policy = policy_for(exp)
@@ -395,7 +330,7 @@ class ExperimentRouter:
                 policy.set_counts(wins, trials)
             rng = old.rng if old is not None and old.experiment.name == exp.name else _rng(exp)
             versions = await self._versions(exp.spec)
-            active[exp.spec.model] = _Active(exp, policy, versions, rng)
+            active[exp.spec.model] = ActiveExperiment(exp, policy, versions, rng)
         self._active = active
         self._revisions = await asyncio.to_thread(self.store.revisions)
         self._loaded = True
@@ -451,23 +386,8 @@ class ExperimentRouter:
                 log.warning("experiment tick failed: %s", exc)
 
     async def flush(self) -> int:
-        """Write buffered assignments now; on failure they stay buffered for the next try."""
-        if not self._buffer:
-            self._flushing = None
-            return 0
-        rows, self._buffer = self._buffer, []
-        try:
-            await asyncio.to_thread(self.store.add_assignments, rows)
-        except Exception as exc:  # noqa: BLE001 - serving goes on; rows are retried
-            room = self.max_buffer - len(self._buffer)
-            self._buffer[:0] = rows[:room]
-            self.counts["lost"] += max(0, len(rows) - room)
-            log.error("writing %d experiment assignments failed: %s", len(rows), exc)
-            return 0
-        finally:
-            self._flushing = None
-        self.counts["written"] += len(rows)
-        return len(rows)
+        """Write buffered assignments now (see :class:`AssignmentLog`)."""
+        return await self.assignments.flush()
 
     async def aclose(self) -> None:
         """Let mirrors finish (briefly), stop ticking and write what is buffered."""
@@ -485,32 +405,3 @@ class ExperimentRouter:
 def _rng(exp: Experiment) -> np.random.Generator:
     seed = exp.spec.seed
     return np.random.default_rng(seed)
-
-
-def _next_id() -> str:
-    return f"x{_PREFIX}-{next(_COUNTER)}"
-
-
-def _routed(result: InferResult, experiment: str, arm: str) -> RoutedResult:
-    values = {name: getattr(result, name) for name in _RESULT_FIELDS}
-    return RoutedResult(**values, experiment=experiment, arm=arm)
-
-
-def _score(result: InferResult | None) -> float | None:
-    """The first row's main output, for comparing champion and challenger answers."""
-    if result is None or not result.rows:
-        return None
-    for key in _MAIN_OUTPUTS:
-        value = result.outputs.get(key)
-        if value is not None:
-            first = np.asarray(value[0])
-            return float(first.max()) if first.ndim else float(first)
-    return None
-
-
-def _describe(error: Any) -> str | None:
-    if error is None:
-        return None
-    if isinstance(error, str):
-        return f"fallback: {error}"
-    return f"{type(error).__name__}: {error}"[:500]

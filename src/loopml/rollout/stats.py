@@ -76,9 +76,7 @@ class Difference:
         return self.low > 0.0 or self.high < 0.0
 
 
-def difference(
-    s_a: float, n_a: float, s_b: float, n_b: float, level: float = 0.95
-) -> Difference:
+def difference(s_a: float, n_a: float, s_b: float, n_b: float, level: float = 0.95) -> Difference:
     """The lift of arm B over arm A: Newcombe's interval, pooled two-proportion z-test.
 
     Newcombe's hybrid score interval combines the two Wilson intervals, so it stays

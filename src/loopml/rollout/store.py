@@ -24,6 +24,9 @@ from loopml.rollout import tables as t
 from loopml.rollout.records import STATUSES, Experiment, ExperimentSpec
 from loopml.storage.sql import engine_for
 
+#: The assignment columns in the order the router buffers them.
+ASSIGNMENT_COLUMNS = tuple(c.name for c in t.assignments.columns if c.name != "id")
+
 
 class ExperimentStore:
     """Persisted experiments for one metadata database (SQLite or PostgreSQL).
@@ -187,12 +190,26 @@ class ExperimentStore:
         )
 
     # -- traffic -----------------------------------------------------------------------------
-    def add_assignments(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert assignment rows (one executemany)."""
+    def add_assignments(self, rows: Sequence[Mapping[str, Any] | Sequence[Any]]) -> int:
+        """Insert assignment rows (mappings, or tuples in :data:`ASSIGNMENT_COLUMNS` order)
+        in one driver-level ``executemany``.
+
+        This runs for every routed request (in batches, off the event loop), so it skips
+        SQLAlchemy's per-row compilation: about half the CPU per row on SQLite.
+        """
         if not rows:
             return 0
+        values = [
+            tuple(r.get(c) for c in ASSIGNMENT_COLUMNS) if isinstance(r, Mapping) else tuple(r)
+            for r in rows
+        ]
+        mark = "?" if self.engine.dialect.paramstyle in ("qmark", "numeric") else "%s"
+        sql = (
+            f"INSERT INTO {t.assignments.name} ({', '.join(ASSIGNMENT_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(ASSIGNMENT_COLUMNS))})"
+        )
         with self.engine.begin() as conn:
-            conn.execute(sa.insert(t.assignments), [dict(r) for r in rows])
+            conn.exec_driver_sql(sql, values)
         return len(rows)
 
     def assignments_for(self, name: str, request_ids: Iterable[str]) -> dict[str, list[dict]]:

@@ -161,15 +161,18 @@ def test_bad_events_are_dead_lettered_and_the_stream_goes_on(project_dir) -> Non
         {"type": "example", "event_id": "b2", "ts": "yesterday", "x": {}},
         {"type": "label", "event_id": "b3", "ts": 4, "y": True},  # no example_id
         {"type": "click", "event_id": "b4", "ts": 5, "impression_id": ""},
+        {"type": "example", "event_id": "b5", "ts": 5, "x": {"f": [1, 2]}},  # unusable value
     ]
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
         q.publish_many("events", good[:50] + bad + good[50:])
     report = run_learner(cfg, name="phish", idle_timeout_s=0.3, label_window_s=5, snapshots=False)
-    assert report.consumed == 104 and report.dead_lettered == 4
+    assert report.consumed == 105 and report.dead_lettered == 5
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
         dead = q.consume("events.dead", "inspect", "me", count=10)
         assert q.pending("events", "phish") == 0
-    assert [d.payload["field"] for d in dead] == ["event_id", "ts", "example_id", "impression_id"]
+    fields = [d.payload["field"] for d in dead]
+    assert fields == ["event_id", "ts", "example_id", "impression_id", "x"]
+    assert "could not use it" in dead[4].payload["error"]
     assert "no event_id" in dead[0].payload["error"]
     learner = CheckpointStore(cfg.path("artifacts"), "phish").load().learner
-    assert learner.counts_["invalid"] == 4 and learner.counts_["example"] == 100
+    assert learner.counts_["invalid"] == 5 and learner.n_learnt == 100

@@ -27,7 +27,9 @@ def test_snapshots_predictions_and_status(stream_project) -> None:
     frames = World(SMALL).generate()
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
         sent = publish_events(q, frames)
-    report = run_learner(cfg, idle_timeout_s=0.3, snapshot_every=1000, label_window_s=900)
+    report = run_learner(
+        cfg, idle_timeout_s=0.3, snapshot_every=1000, label_window_s=900, snapshot_alias="live"
+    )
     assert report.consumed == sent
     assert len(report.snapshots) >= 3
     # prediction requests are answered by the running learner with its current model
@@ -41,6 +43,7 @@ def test_snapshots_predictions_and_status(stream_project) -> None:
     assert served.predictions == 21 and served.consumed == 0 and served.snapshots == []
 
     registry = Registry.from_config(cfg)
+    assert registry.resolve("ctr_stream", "live") == report.snapshots[-1]
     versions = registry.list_versions("ctr_stream")
     assert [v.version for v in versions] == report.snapshots
     parents = [v.lineage["parent_version"] for v in versions]

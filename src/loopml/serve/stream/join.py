@@ -11,6 +11,7 @@ constant delay, so progressive metrics match River's in-memory evaluation.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,9 @@ class LabelJoin:
             )
         self.window = float(window)
         self.default_label = default_label
-        self._pending: dict[str, Pending] = {}
+        # OrderedDict: its oldest entry is found in O(1) after deletions at the front, where a
+        # plain dict would rescan the holes those deletions leave behind
+        self._pending: OrderedDict[str, Pending] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -88,11 +91,10 @@ class LabelJoin:
             item = pending[key]
             if item.expires > now:
                 return
-            del pending[key]
+            pending.popitem(last=False)
             yield item
 
     def drain(self) -> Iterator[Pending]:
         """Pop everything (end of a finite stream), in arrival order."""
         while self._pending:
-            key = next(iter(self._pending))
-            yield self._pending.pop(key)
+            yield self._pending.popitem(last=False)[1]

@@ -190,11 +190,12 @@ class OnlineLearner:
         for m in messages:
             try:
                 applied += self.process(m.payload, f"{m.topic}:{m.partition}", m.position)
-            except ValidationError as exc:
+            except (ValidationError, TypeError, ValueError) as exc:
+                # a feature value the model cannot use is bad input too, not a dead learner
                 self.counts_["invalid"] += 1
                 if on_error is None:
                     raise
-                on_error(m, exc)
+                on_error(m, _as_validation(m, exc))
         return applied
 
     def _process_chunk(self, messages: Iterable[Message], on_error: Any) -> int:
@@ -317,3 +318,13 @@ class OnlineLearner:
             "metrics": self.metrics_.summary(),
             "positions": {k: list(v) for k, v in self.positions_.items()},
         }
+
+
+def _as_validation(message: Message, exc: Exception) -> ValidationError:
+    if isinstance(exc, ValidationError):
+        return exc
+    return ValidationError(
+        f"event {message.payload.get('event_id')!r}: the model could not use it "
+        f"({type(exc).__name__}: {exc}); send numbers or strings as feature values",
+        field="x",
+    )

@@ -226,6 +226,10 @@ class StreamRunner:
 
         s = self.settings
         mv = publish_snapshot(self.registry, s.name, self.learner, self.state.parent_version)
+        if s.snapshot_alias:  # an online server watching this alias hot-reloads the model
+            self.registry.set_alias(
+                s.name, s.snapshot_alias, mv.version, actor="stream-learner", reason="snapshot"
+            )
         self.state.parent_version = mv.version
         self.state.snapshots += 1
         self.state.learnt_at_snapshot = self.learner.n_learnt

@@ -39,6 +39,7 @@ class StreamSettings:
     predictions_topic: str = "predictions"
     updates_topic: str = "model_updates"
     group: str = ""  # consumer group; empty means the learner's name
+    snapshot_alias: str = ""  # when set, every snapshot moves this alias (e.g. "production")
 
     def __post_init__(self) -> None:
         check_name(self.name, "stream.name")
@@ -62,6 +63,8 @@ class StreamSettings:
             check_name(getattr(self, key), f"stream.{key}")
         if self.group:
             check_name(self.group, "stream.group")
+        if self.snapshot_alias:
+            check_name(self.snapshot_alias, "stream.snapshot_alias")
 
     @property
     def consumer_group(self) -> str:

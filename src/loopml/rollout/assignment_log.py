@@ -1,0 +1,62 @@
+"""The assignment log: routed requests buffered in memory, written in batches off the loop.
+
+Recording is one tuple append on the serving path. Rows reach the database when the
+buffer holds ``flush_rows`` (a background task) or at the router's next tick, in a
+worker thread. A failed write keeps the rows for the next attempt; the buffer is
+bounded, and rows beyond ``max_rows`` are counted as lost rather than growing memory
+without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from loopml.rollout.store import ExperimentStore
+
+log = logging.getLogger("loopml.rollout")
+
+
+class AssignmentLog:
+    """A bounded buffer of assignment tuples (``ASSIGNMENT_COLUMNS`` order) for one store."""
+
+    def __init__(self, store: ExperimentStore, flush_rows: int = 2000, max_rows: int = 200_000):
+        self.store = store
+        self.flush_rows = flush_rows
+        self.max_rows = max_rows
+        self.written = 0
+        self.lost = 0
+        self._rows: list[tuple[Any, ...]] = []
+        self._flushing: asyncio.Task | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        """Buffer one row; start a background write once a batch is full."""
+        if len(self._rows) >= self.max_rows:
+            self.lost += 1
+            return
+        self._rows.append(row)
+        if len(self._rows) >= self.flush_rows and self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self.flush())
+
+    async def flush(self) -> int:
+        """Write what is buffered now; on failure the rows stay for the next try."""
+        if not self._rows:
+            self._flushing = None
+            return 0
+        rows, self._rows = self._rows, []
+        try:
+            await asyncio.to_thread(self.store.add_assignments, rows)
+        except Exception as exc:  # noqa: BLE001 - serving goes on; rows are retried
+            room = self.max_rows - len(self._rows)
+            self._rows[:0] = rows[:room]
+            self.lost += max(0, len(rows) - room)
+            log.error("writing %d experiment assignments failed: %s", len(rows), exc)
+            return 0
+        finally:
+            self._flushing = None
+        self.written += len(rows)
+        return len(rows)
