@@ -7,16 +7,19 @@ challenger, same size). The same loopml server is measured in the same run as:
 - ``router-idle``: the router plugged in, no experiment running (pure pass-through);
 - ``ab``: a 50/50 A/B between v1 and v2, sticky on ``X-Unit-Id`` (1,000 users rotated);
 - ``shadow``: v1 answers, every request mirrored to v2 off the response path;
-- ``ab+hook``: the A/B with the repository change this module's report asks for
-  (a loaded version number is looked up before it is resolved, saving a thread hop and
-  a registry query per challenger request), patched in for this process only.
+- ``ab+hook`` / ``shadow+hook``: the same with the repository change this module's
+  report asks for (a loaded version number is looked up before it is resolved, saving
+  a thread hop and a registry query per challenger call), patched into that server
+  process only.
 
 Each is served by one uvicorn worker on loopback and loaded with ``wrk`` at 1 and 32
-connections; every figure is the median of ``--repeats`` runs. A second, in-process
+connections, round-robin (every server runs throughout, and each round loads them in
+turn, so the shared machine's background load falls on all alike); every figure is the
+median of ``--repeats`` rounds. A second, in-process
 section times ``router.infer`` against ``dataplane.infer`` on the same model (median
 of 3,000 calls), which isolates the router's own cost from the machine's noise. Run::
 
-    .venv/bin/python bench/rollout.py                  # 3 x 5 s per measurement
+    .venv/bin/python bench/rollout.py                  # 5 rounds x 5 s per figure
     .venv/bin/python bench/rollout.py --duration 3 --repeats 1
 
 Needs ``wrk`` on PATH (Debian/Ubuntu: ``apt-get install -y wrk``).
@@ -41,7 +44,7 @@ from serve import free_port, wrk  # noqa: E402 - bench/serve.py's wrk runner and
 
 N_FEATURES = 8
 N_BODIES = 1000
-KINDS = ("baseline", "router-idle", "ab", "shadow", "ab+hook")
+KINDS = ("baseline", "router-idle", "ab", "shadow", "ab+hook", "shadow+hook")
 
 
 def make_project(workdir: Path) -> str:
@@ -107,7 +110,7 @@ def serve(kind: str, port: int, project: str) -> None:
     from loopml.serve.online.app import create_app
 
     cfg = ProjectConfig.load(project)
-    policy = {"ab": "ab", "ab+hook": "ab", "shadow": "shadow"}.get(kind)
+    policy = kind.split("+")[0] if kind.split("+")[0] in ("ab", "shadow") else None
     if policy:
         manage.start_experiment(
             cfg,
@@ -116,7 +119,7 @@ def serve(kind: str, port: int, project: str) -> None:
             policy=policy,
             arms="production,challenger",
         )
-    if kind == "ab+hook":
+    if kind.endswith("+hook"):
         patch_repository_lookup()
     app = create_app(cfg, grpc=False)
     if kind != "baseline":
@@ -124,15 +127,6 @@ def serve(kind: str, port: int, project: str) -> None:
         app.state.dataplane = router
         app.inner.router.routes.extend(experiment_routes(router, cfg))
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
-
-
-def stop_all(project: str) -> None:
-    from loopml.core.config import ProjectConfig
-    from loopml.rollout.store import ExperimentStore
-
-    store = ExperimentStore.from_config(ProjectConfig.load(project))
-    for exp in store.list("running"):
-        store.update(exp.name, action="stop", status="stopped", reason="benchmark done")
 
 
 def start(kind: str, port: int, project: str) -> subprocess.Popen:
@@ -167,16 +161,30 @@ def lua_script(path: Path, bodies: list[str]) -> Path:
     return path
 
 
-def measure(port: int, script: Path, duration: float, repeats: int) -> dict:
-    wrk(port, script, 8, 2)  # warm-up
-    out: dict = {}
-    for c in (1, 32):
-        runs = [wrk(port, script, c, duration) for _ in range(repeats)]
-        out[c] = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
-    return out
+def measure(ports: dict[str, int], script: Path, duration: float, repeats: int) -> dict:
+    """Round-robin over the servers, so the shared machine's load hits every one alike."""
+    for port in ports.values():
+        wrk(port, script, 8, 2)  # warm-up
+    runs: dict[str, dict[int, list[dict]]] = {k: {1: [], 32: []} for k in ports}
+    for _ in range(repeats):
+        for c in (1, 32):
+            for kind, port in ports.items():
+                runs[kind][c].append(wrk(port, script, c, duration))
+    return {
+        kind: {
+            c: {k: float(np.median([r[k] for r in rs])) for k in rs[0]} for c, rs in by_c.items()
+        }
+        for kind, by_c in runs.items()
+    }
 
 
 # -- in-process: the router's own cost ----------------------------------------------------
+def _store():  # noqa: ANN202
+    from loopml.rollout.store import ExperimentStore
+
+    return ExperimentStore(f"sqlite:///{tempfile.mkdtemp()}/bench.db")
+
+
 def in_process(project: str, calls: int = 3000) -> dict[str, float]:
     """Median microseconds per call: data plane alone vs through the router (A/B, shadow)."""
     import asyncio
@@ -184,38 +192,45 @@ def in_process(project: str, calls: int = 3000) -> dict[str, float]:
     from loopml.core.config import ProjectConfig
     from loopml.rollout.records import ExperimentSpec
     from loopml.rollout.router import ExperimentRouter
-    from loopml.rollout.store import ExperimentStore
     from loopml.serve.online.state import ServerState
 
     cfg = ProjectConfig.load(project)
     rng = np.random.default_rng(0)
     rows = [{f"f{i}": [float(v)] for i, v in enumerate(r)} for r in rng.normal(size=(64, 8))]
 
-    async def timed(target, headers_for) -> float:  # noqa: ANN001
+    async def timed(target, headers_for, n: int) -> list[float]:  # noqa: ANN001
         times = []
-        for i in range(calls):
+        for i in range(n):
             t = time.perf_counter()
             await target.infer("ctr", rows[i % 64], headers=headers_for(i))
             times.append(time.perf_counter() - t)
-        return float(np.median(times) * 1e6)
+        return times
+
+    def unit(i: int) -> dict[str, str]:
+        return {"x-unit-id": f"u{i % 1000}"}
 
     async def main() -> dict[str, float]:
         state = ServerState(cfg, grpc=False)
         await state.repository.start()
         await state.repository.get("ctr", "2")  # load the challenger before timing
-        store = ExperimentStore(f"sqlite:///{tempfile.mkdtemp()}/bench.db")
-        router = ExperimentRouter(state.dataplane, store, tick_s=None)
-        out = {"dataplane": await timed(state.dataplane, lambda i: {})}
-        out["router-idle"] = await timed(router, lambda i: {})
-        await router.start(ExperimentSpec("ab", "ctr", "ab", ("production", "2")))
-        out["router-ab"] = await timed(router, lambda i: {"x-unit-id": f"u{i % 1000}"})
-        await router.stop("ab")
+        idle = ExperimentRouter(state.dataplane, _store(), tick_s=None)
+        ab = ExperimentRouter(state.dataplane, _store(), tick_s=None)
+        await ab.start(ExperimentSpec("ab", "ctr", "ab", ("production", "2")))
+        paths = {"dataplane": (state.dataplane, lambda i: {}), "router-idle": (idle, lambda i: {})}
+        paths["router-ab"] = (ab, unit)
+        times: dict[str, list[float]] = {k: [] for k in (*paths, "router-ab+hook")}
+        rounds = 6
+        for _ in range(rounds):  # alternate, so background load hits every path alike
+            for key, (target, headers) in paths.items():
+                times[key] += await timed(target, headers, calls // rounds)
         patch_repository_lookup()
-        await router.start(ExperimentSpec("ab2", "ctr", "ab", ("production", "2")))
-        out["router-ab+hook"] = await timed(router, lambda i: {"x-unit-id": f"u{i % 1000}"})
-        await router.aclose()
+        for _ in range(rounds):
+            times["router-ab+hook"] += await timed(ab, unit, calls // rounds)
+            times["dataplane"] += await timed(state.dataplane, lambda i: {}, calls // rounds)
+        for router in (idle, ab):
+            await router.aclose()
         await state.shutdown()
-        return out
+        return {k: float(np.median(v) * 1e6) for k, v in times.items()}
 
     return asyncio.run(main())
 
@@ -223,7 +238,7 @@ def in_process(project: str, calls: int = 3000) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--repeats", type=int, default=3, help="wrk runs per figure (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds (median per figure)")
     parser.add_argument("--out", default=str(HERE / "results" / "rollout.md"))
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -242,16 +257,26 @@ def main() -> None:
         for r in rng.normal(size=(N_BODIES, N_FEATURES)).round(4)
     ]
     script = lua_script(workdir / "rollout.lua", bodies)
-    results: dict[str, dict] = {}
-    for kind in KINDS:
-        stop_all(project)
-        port = free_port()
-        proc = start(kind, port, project)
-        try:
-            results[kind] = measure(port, script, args.duration, args.repeats)
-        finally:
+    from loopml.storage.sql import dispose_all
+
+    dispose_all()  # the SQLite files are copied below: no connection may hold them
+    projects = {}
+    for kind in KINDS:  # one project (metadata DB) per server: one experiment per model each
+        projects[kind] = str(workdir / kind.replace("+", "-"))
+        shutil.copytree(project, projects[kind])
+    procs = {}
+    try:
+        for kind in KINDS:
+            port = free_port()
+            procs[kind] = (start(kind, port, projects[kind]), port)
+        results = measure(
+            {k: port for k, (_, port) in procs.items()}, script, args.duration, args.repeats
+        )
+    finally:
+        for proc, _ in procs.values():
             proc.terminate()
             proc.wait(10)
+    for kind in KINDS:
         for c in (1, 32):
             x = results[kind][c]
             print(
@@ -259,7 +284,6 @@ def main() -> None:
                 f"p99 {x['p99_ms']:7.2f} ms  errors {x['errors']:.0f}",
                 flush=True,
             )
-    stop_all(project)
     micro = in_process(project)
     report = render(results, micro, args.duration, args.repeats)
     print(report)
@@ -274,7 +298,8 @@ def render(r: dict, micro: dict[str, float], duration: float, repeats: int) -> s
         "",
         f"`.venv/bin/python bench/rollout.py --duration {duration:.0f} --repeats {repeats}` -- "
         "wrk -t1, loopback, one uvicorn worker, simple JSON route, 1,000 users rotated in "
-        "X-Unit-Id; LightGBM 100 trees x2 versions; cache off; medians of the repeats; "
+        "X-Unit-Id; LightGBM 100 trees x2 versions; cache off; servers measured round-robin, "
+        "medians of the rounds; "
         "2-core machine shared with other work.",
         "",
         "| server | c | req/s | vs baseline | p50 ms | p99 ms | p99 vs baseline | errors |",
@@ -288,7 +313,7 @@ def render(r: dict, micro: dict[str, float], duration: float, repeats: int) -> s
                 f"{x['p50_ms']:.3f} | {x['p99_ms']:.2f} | {x['p99_ms'] / b['p99_ms']:.2f}x | "
                 f"{x['errors']:.0f} |"
             )
-    ab, hook, sh = r["ab"][32], r["ab+hook"][32], r["shadow"]
+    ab, hook, sh, shh = r["ab"][32], r["ab+hook"][32], r["shadow"], r["shadow+hook"]
     lines += [
         "",
         f"- A/B 50/50 throughput at 32 connections: {ab['rps'] / base[32]['rps']:.0%} of "
@@ -296,8 +321,10 @@ def render(r: dict, micro: dict[str, float], duration: float, repeats: int) -> s
         "the repository hook (goal >= 90%)",
         f"- shadow, champion p99 at 1 connection: {sh[1]['p99_ms']:.2f} ms vs "
         f"{base[1]['p99_ms']:.2f} ms baseline ({sh[1]['p99_ms'] / base[1]['p99_ms']:.2f}x; "
-        f"goal <= 1.10x); throughput at 32: {sh[32]['rps'] / base[32]['rps']:.0%} (the "
-        "challenger's compute runs in the same process)",
+        f"with the hook {shh[1]['p99_ms'] / base[1]['p99_ms']:.2f}x; goal <= 1.10x); "
+        f"throughput at 32: {sh[32]['rps'] / base[32]['rps']:.0%}, with the hook "
+        f"{shh[32]['rps'] / base[32]['rps']:.0%} (the challenger's compute runs in the same "
+        "process)",
         "",
         "In-process, median per `infer` call (3,000 calls, one row, same model):",
         "",

@@ -246,10 +246,14 @@ def test_interleaving_finds_the_better_ranker_with_fewer_impressions_than_ab(tmp
         )
         il_n, il_winner = await _until_decided(il, Feed(il, "il", seed=46), "il", cap=needed)
         status = await il.status("il")
+        one = await Feed(il, "il", seed=47).step()
+        no_item = await il.feedback("il", [{"request_id": one.request_id}])
         await il.aclose()
-        return il_n, il_winner, status
+        return il_n, il_winner, status, one, no_item
 
-    il_n, il_winner, status = asyncio.run(main())
+    il_n, il_winner, status, one, no_item = asyncio.run(main())
+    assert one.arm == "interleaved" and sorted(one.outputs["rank"]) == list(range(20))
+    assert no_item["rejected"] == 1 and "'item' must name a shown item" in no_item["reasons"][0]
     assert p_good > p_bad
     assert il_winner == "production"  # the truly better ranker
     assert il_n < needed / 2

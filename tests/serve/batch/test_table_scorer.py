@@ -57,12 +57,12 @@ def test_rerun_leaves_exactly_one_row_per_key(table_url):
     assert first.job_id == again.job_id
     assert table.count(first.job_id) == 2_500
     dupes = table.read(
-        "SELECT user_id, item_id, COUNT(*) AS n FROM predictions GROUP BY job_id, user_id, item_id "
-        "HAVING COUNT(*) > 1"
+        "SELECT user_id, item_id, COUNT(*) AS n FROM predictions "
+        "GROUP BY job_key, user_id, item_id HAVING COUNT(*) > 1"
     )
     assert dupes == []
     row = table.read(
-        "SELECT score, version, run_id FROM predictions WHERE user_id = :u AND item_id = :i",
+        "SELECT score, version, run_id FROM latest_predictions WHERE user_id = :u AND item_id = :i",
         {"u": "u00000", "i": "i003"},
     )[0]
     a, b = pop.loc[3, "a"], pop.loc[3, "b"]

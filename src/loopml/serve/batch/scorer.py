@@ -89,17 +89,19 @@ class BatchScorer:
         job_id = job_id_for(p.name, p.version, population_name, score_date)
         n = len(population)
         n_chunks = max(1, -(-n // self.chunk_size))
-        if force:
-            self.table.reset_chunks(job_id)
-        done = self.table.open_job(
+        job_key, done = self.table.open_job(
             job_id,
             model=p.name,
             version=p.version,
+            run_id=run_id,
             population=population_name,
             score_date=score_date,
             n_rows=n,
             n_chunks=n_chunks,
         )
+        if force:
+            self.table.reset_chunks(job_key)
+            done = set()
         p.signature.validate(population.iloc[:1])  # fail fast, naming the field
         columns = {c: population[c].to_numpy() for c in p.signature.names}
         users = population["user_id"].astype(str).to_numpy()
@@ -122,21 +124,17 @@ class BatchScorer:
                     bar.advance()
                 pending = writer.submit(
                     self.table.write_chunk,
-                    job_id,
+                    job_key,
                     k,
                     user_ids=users[lo:hi],
                     item_ids=items[lo:hi],
                     scores=scores,
-                    model=p.name,
-                    version=p.version,
-                    run_id=run_id,
-                    score_date=score_date,
                 )
                 written += 1
             if pending is not None:
                 pending.result()
                 bar.advance()
-        self.table.finish_job(job_id)
+        self.table.finish_job(job_key)
         return BatchResult(
             job_id=job_id,
             rows=n,

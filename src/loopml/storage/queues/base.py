@@ -25,7 +25,7 @@ from loopml.core.names import check_name
 Position = tuple[int, int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     """One delivered message: where it sits in the topic, its key and its decoded payload."""
 
