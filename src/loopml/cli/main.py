@@ -14,6 +14,7 @@ from loopml.cli import (
     commands_project,
     commands_serve,
     commands_sim,
+    commands_stream,
 )
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ commands_models.register(app)
 commands_serve.register(app)
 commands_sim.register(app)
 commands_edge.register(app)
+commands_stream.register(app)
 
 
 def main() -> None:

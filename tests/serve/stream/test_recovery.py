@@ -26,6 +26,7 @@ SETTINGS = dict(
     snapshots=False,
     consume_batch=32,
     commit_every=150,
+    commit_seconds=3600,  # commits by count only: a kill then nearly always finds unacked work
     model="logreg",
     model_params={"crosses": []},
 )
