@@ -19,6 +19,7 @@ import math
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ _MEMORY: dict[str, dict[str, tuple[bytes, float | None]]] = {}
 _MEMORY_LOCK = threading.Lock()
 
 
-class KeyValueStore:
+class KeyValueStore(ABC):
     """Bytes by string key, with an optional expiry. Subclasses implement the ``_`` methods.
 
     >>> kv = open_kv("memory://doctest-kv")
@@ -90,14 +91,17 @@ class KeyValueStore:
         return f"{type(self).__name__}({self.url!r})"
 
     # subclass hooks
+    @abstractmethod
     def _get_many(self, keys: list[str]) -> list[bytes | None]:
-        raise NotImplementedError
+        """Values for ``keys`` in order, None where absent or expired."""
 
+    @abstractmethod
     def _set_many(self, items: dict[str, bytes], ttl_s: float | None) -> None:
-        raise NotImplementedError
+        """Store every item, expiring after ``ttl_s`` seconds when given."""
 
+    @abstractmethod
     def _delete(self, keys: list[str]) -> None:
-        raise NotImplementedError
+        """Remove ``keys``; absent keys are ignored."""
 
 
 class MemoryKV(KeyValueStore):
