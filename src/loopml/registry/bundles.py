@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +41,6 @@ edge_bundles = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_edge_bundles_model_target", "model_name", "target", "id"),
 )
-
-_CREATED: set[str] = set()
-_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -205,12 +201,6 @@ def _to_record(row: dict[str, Any]) -> BundleRecord:
 
 
 def _ensure_table(engine: Any) -> None:
-    key = str(engine.url)
-    with _LOCK:
-        if key in _CREATED:
-            return
-        try:
-            metadata.create_all(engine)
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
-            metadata.create_all(engine)  # a concurrent creator won; now it exists
-        _CREATED.add(key)
+    from loopml.storage.sql import ensure_tables
+
+    ensure_tables(engine, metadata)

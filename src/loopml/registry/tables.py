@@ -7,8 +7,6 @@ statement of a registration, which takes the write lock (SQLite) or the row lock
 
 from __future__ import annotations
 
-import threading
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -64,20 +62,9 @@ alias_moves = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
-_CREATED: set[str] = set()
-_LOCK = threading.Lock()
-
 
 def ensure_tables(engine: Engine) -> None:
-    """Create the tables once per engine and process; tolerate a concurrent creator."""
-    key = str(engine.url)
-    with _LOCK:
-        if key in _CREATED:
-            return
-        try:
-            metadata.create_all(engine)
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
-            # Another process created them between our check and our CREATE: fine if
-            # they now exist, otherwise the second attempt raises the real error.
-            metadata.create_all(engine)
-        _CREATED.add(key)
+    """Create the registry's tables once per engine and process."""
+    from loopml.storage.sql import ensure_tables as ensure
+
+    ensure(engine, metadata)

@@ -70,3 +70,26 @@ def dispose_all() -> None:
         for engine in _ENGINES.values():
             engine.dispose()
         _ENGINES.clear()
+
+
+_CREATED: set[tuple[str, int]] = set()
+_CREATED_LOCK = threading.Lock()
+
+
+def ensure_tables(engine: Engine, metadata: object) -> None:
+    """Create ``metadata``'s tables once per engine and process; tolerate a concurrent creator.
+
+    Two processes may both see a table missing and race to create it; the loser's
+    error is ignored when a second ``create_all`` then finds everything in place.
+    """
+    import sqlalchemy as sa
+
+    key = (str(engine.url), id(metadata))
+    with _CREATED_LOCK:
+        if key in _CREATED:
+            return
+        try:
+            metadata.create_all(engine)  # type: ignore[attr-defined]
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
+            metadata.create_all(engine)  # type: ignore[attr-defined]
+        _CREATED.add(key)

@@ -26,7 +26,7 @@ from loopml.core.config import ProjectConfig
 from loopml.core.errors import ClosedError, NotFoundError, ValidationError
 from loopml.core.names import check_name
 from loopml.storage.artifacts import ArtifactStore
-from loopml.storage.sql import engine_for
+from loopml.storage.sql import engine_for, ensure_tables
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,7 +51,6 @@ runs_table = sa.Table(
     sa.Column("host", sa.String(256), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
 )
-_CREATED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -95,13 +94,7 @@ class RunStore:
     def __init__(self, metadata_url: str, artifact_root: str) -> None:
         self.engine = engine_for(metadata_url)
         self.artifacts = ArtifactStore(artifact_root)
-        key = str(self.engine.url)
-        if key not in _CREATED:
-            try:
-                _metadata.create_all(self.engine)
-            except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
-                _metadata.create_all(self.engine)  # a concurrent creator won the race
-            _CREATED.add(key)
+        ensure_tables(self.engine, _metadata)
 
     @classmethod
     def from_config(cls, cfg: ProjectConfig) -> RunStore:
