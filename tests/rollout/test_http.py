@@ -1,4 +1,4 @@
-"""Experiments through a real running online server: the router plugged into the app the
+"""Experiments through a real running online server: the router the app builds in, the
 way the online service's hook does it, the admin routes mounted, real HTTP on loopback.
 Bounded: at most a few hundred requests, every wait capped."""
 
@@ -13,7 +13,6 @@ import pytest
 from tests.serve.online.conftest import ServerThread, make_project, register
 
 from loopml.rollout import manage
-from loopml.rollout.api import experiment_routes
 from loopml.rollout.router import ExperimentRouter
 
 pytestmark = pytest.mark.timeout(90)
@@ -48,10 +47,9 @@ def server(tmp_path_factory):
     old = os.environ.get(cfg.serve.admin_token_env)
     os.environ[cfg.serve.admin_token_env] = TOKEN
     app = create_app(cfg, grpc=False)
-    # the hook the online service needs (state.py / app.py), done here from outside:
-    router = ExperimentRouter.from_config(cfg, app.state.dataplane, tick_s=0.2)
-    app.state.dataplane = router
-    app.inner.router.routes.extend(experiment_routes(router, cfg))
+    # the server builds its router in front of the data plane; tick faster for the test
+    assert isinstance(app.state.dataplane, ExperimentRouter)
+    app.state.dataplane.tick_s = 0.2
     srv = ServerThread(app).start()
     srv.cfg = cfg
     yield srv

@@ -308,6 +308,11 @@ class ExperimentRouter:
         return active.experiment if active is not None else None
 
     # -- background work ---------------------------------------------------------------------
+    async def open(self) -> None:
+        """Load running experiments and start the tick now (servers call this at start-up),
+        so the first burst of requests is not held behind the first load."""
+        await self._first_load()
+
     async def _first_load(self) -> None:
         if self._load_lock is None:
             self._load_lock = asyncio.Lock()

@@ -71,7 +71,9 @@ def create_app(cfg: ProjectConfig, source: ModelSource | None = None, *, grpc: b
             body = {"error": str(exc.detail)}
         return JSONResponse(body, exc.status_code)
 
-    route_list = routes() + _edge_routes(cfg)
+    from loopml.rollout.api import experiment_routes
+
+    route_list = routes() + _edge_routes(cfg) + experiment_routes(state.dataplane, cfg)
     inner = Starlette(
         routes=route_list,
         lifespan=lifespan,

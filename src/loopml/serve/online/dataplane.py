@@ -102,8 +102,14 @@ class DataPlane:
         request_id: str | None = None,
         timeout_ms: float | None = None,
         protocol: str = "v2",
+        arm: str | None = None,
+        entity_id: str | None = None,
     ) -> InferResult:
-        """Predict ``columns`` with ``model_name`` (at ``version``: number or alias)."""
+        """Predict ``columns`` with ``model_name`` (at ``version``: number or alias).
+
+        ``arm`` and ``entity_id`` are recorded in the prediction log when a rollout router
+        chose the version for this unit.
+        """
         start = time.perf_counter()
         check_name(model_name, "model name")
         routed_from = None
@@ -137,7 +143,8 @@ class DataPlane:
                 n=result.rows,
                 latency_ms=result.latency_ms,
                 rate=model.settings.log_sample_rate,
-                arm=(headers or {}).get("x-loopml-arm"),
+                arm=arm or (headers or {}).get("x-loopml-arm"),
+                entity_id=entity_id,
             )
         return result
 

@@ -214,6 +214,11 @@ class ModelRepository:
         current = self.default.get(name)
         if current is not None and version in (str(current.version), f"v{current.version}"):
             return current
+        if version.isdigit():  # a loaded version needs no registry round trip
+            hit = self._extra.get((name, int(version)))
+            if hit is not None:
+                self._extra.move_to_end((name, int(version)))
+                return hit
         try:
             number = await asyncio.to_thread(self.source.resolve, name, version)
         except NotFoundError:

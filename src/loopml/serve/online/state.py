@@ -88,6 +88,11 @@ class ServerState:
             timeout_ms=serve.timeout_ms,
             online_store=self.online_store,
         )
+        from loopml.rollout.router import ExperimentRouter
+
+        # Experiments (shadow, A/B, canary, interleaving, bandit) sit in front of the data
+        # plane; requests for models without a running experiment pass straight through.
+        self.dataplane = ExperimentRouter.from_config(cfg, self.dataplane)
         self.grpc_enabled = grpc and bool(self.online.grpc_port)
         self.grpc: Any = None
         self.grpc_port: int | None = None
@@ -115,6 +120,7 @@ class ServerState:
     async def startup(self) -> None:
         loop = asyncio.get_running_loop()
         self.started_at = time.time()
+        await self.dataplane.open()
         if self.grpc_enabled:
             from loopml.serve.online.grpc_server import GrpcServer
 
@@ -143,6 +149,7 @@ class ServerState:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        await self.dataplane.aclose()
         await self.predlog.flush()
         await self.cache.aclose()
         self.executor.shutdown(wait=False)
