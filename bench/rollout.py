@@ -1,23 +1,20 @@
 """Benchmark the experiment router: what an A/B or a shadow policy costs the online service.
 
 One LightGBM model (100 trees, 8 features) is registered twice (v1 = production, v2 =
-challenger, same size). The same loopml server is measured in the same run as:
+challenger, same size). The online service builds its experiment router itself, so every
+server is plain ``create_app(cfg, grpc=False)``; they differ only in what the project's
+metadata database holds when the server starts:
 
-- ``baseline``: no router at all (the model served with no policy);
-- ``router-idle``: the router plugged in, no experiment running (pure pass-through);
+- ``baseline``: no experiment running (the router passes every request through);
 - ``ab``: a 50/50 A/B between v1 and v2, sticky on ``X-Unit-Id`` (1,000 users rotated);
-- ``shadow``: v1 answers, every request mirrored to v2 off the response path;
-- ``ab+hook`` / ``shadow+hook``: the same with the repository change this module's
-  report asks for (a loaded version number is looked up before it is resolved, saving
-  a thread hop and a registry query per challenger call), patched into that server
-  process only.
+- ``shadow``: v1 answers, every request mirrored to v2 off the response path.
 
 Each is served by one uvicorn worker on loopback and loaded with ``wrk`` at 1 and 32
 connections, round-robin (every server runs throughout, and each round loads them in
 turn, so the shared machine's background load falls on all alike); every figure is the
 median of ``--repeats`` rounds. A second, in-process
-section times ``router.infer`` against ``dataplane.infer`` on the same model (median
-of 3,000 calls), which isolates the router's own cost from the machine's noise. Run::
+section times the bare data plane, the idle router and an A/B router on the same model
+(median of 3,000 calls each), which isolates the router's own cost from the machine's noise. Run::
 
     .venv/bin/python bench/rollout.py                  # 5 rounds x 5 s per figure
     .venv/bin/python bench/rollout.py --duration 3 --repeats 1
@@ -44,7 +41,7 @@ from serve import free_port, wrk  # noqa: E402 - bench/serve.py's wrk runner and
 
 N_FEATURES = 8
 N_BODIES = 1000
-KINDS = ("baseline", "router-idle", "ab", "shadow", "ab+hook", "shadow+hook")
+KINDS = ("baseline", "ab", "shadow")
 
 
 def make_project(workdir: Path) -> str:
@@ -82,50 +79,21 @@ def make_project(workdir: Path) -> str:
     return str(project)
 
 
-def patch_repository_lookup() -> None:
-    """The proposed hook in ``ModelRepository.get``: a version number already loaded needs
-    no resolving (numbers never move), so answer it from the LRU first."""
-    from loopml.serve.online.repository import ModelRepository
-
-    original = ModelRepository.get
-
-    async def get(self, name, version=None):  # noqa: ANN001, ANN202
-        if version is not None and version.isdigit():
-            hit = self._extra.get((name, int(version)))
-            if hit is not None:
-                return hit
-        return await original(self, name, version)
-
-    ModelRepository.get = get
-
-
 def serve(kind: str, port: int, project: str) -> None:
-    """One server process: the online app, with the router plugged in as the hook would."""
+    """One server process: the online app as shipped (its router built in); for ``ab`` and
+    ``shadow`` the experiment is started in the project before the app opens it."""
     import uvicorn
 
     from loopml.core.config import ProjectConfig
     from loopml.rollout import manage
-    from loopml.rollout.api import experiment_routes
-    from loopml.rollout.router import ExperimentRouter
     from loopml.serve.online.app import create_app
 
     cfg = ProjectConfig.load(project)
-    policy = kind.split("+")[0] if kind.split("+")[0] in ("ab", "shadow") else None
-    if policy:
-        manage.start_experiment(
-            cfg,
-            f"bench-{kind.replace('+', '-')}-{port}",
-            model="ctr",
-            policy=policy,
-            arms="production,challenger",
-        )
-    if kind.endswith("+hook"):
-        patch_repository_lookup()
-    app = create_app(cfg, grpc=False)
     if kind != "baseline":
-        router = ExperimentRouter.from_config(cfg, app.state.dataplane, tick_s=1.0)
-        app.state.dataplane = router
-        app.inner.router.routes.extend(experiment_routes(router, cfg))
+        manage.start_experiment(
+            cfg, f"bench-{kind}-{port}", model="ctr", policy=kind, arms="production,challenger"
+        )
+    app = create_app(cfg, grpc=False)
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
 
 
@@ -186,7 +154,8 @@ def _store():  # noqa: ANN202
 
 
 def in_process(project: str, calls: int = 3000) -> dict[str, float]:
-    """Median microseconds per call: data plane alone vs through the router (A/B, shadow)."""
+    """Median microseconds per call: the bare data plane, the server's own router with no
+    experiment (pass-through), and a router running a 50/50 A/B over the same data plane."""
     import asyncio
 
     from loopml.core.config import ProjectConfig
@@ -211,24 +180,23 @@ def in_process(project: str, calls: int = 3000) -> dict[str, float]:
 
     async def main() -> dict[str, float]:
         state = ServerState(cfg, grpc=False)
+        await state.dataplane.open()  # the built-in router: no experiment in this project
         await state.repository.start()
         await state.repository.get("ctr", "2")  # load the challenger before timing
-        idle = ExperimentRouter(state.dataplane, _store(), tick_s=None)
-        ab = ExperimentRouter(state.dataplane, _store(), tick_s=None)
+        bare = state.dataplane.inner
+        ab = ExperimentRouter(bare, _store(), tick_s=None)
         await ab.start(ExperimentSpec("ab", "ctr", "ab", ("production", "2")))
-        paths = {"dataplane": (state.dataplane, lambda i: {}), "router-idle": (idle, lambda i: {})}
-        paths["router-ab"] = (ab, unit)
-        times: dict[str, list[float]] = {k: [] for k in (*paths, "router-ab+hook")}
+        paths = {
+            "dataplane": (bare, lambda i: {}),
+            "router-idle": (state.dataplane, lambda i: {}),
+            "router-ab": (ab, unit),
+        }
+        times: dict[str, list[float]] = {k: [] for k in paths}
         rounds = 6
         for _ in range(rounds):  # alternate, so background load hits every path alike
             for key, (target, headers) in paths.items():
                 times[key] += await timed(target, headers, calls // rounds)
-        patch_repository_lookup()
-        for _ in range(rounds):
-            times["router-ab+hook"] += await timed(ab, unit, calls // rounds)
-            times["dataplane"] += await timed(state.dataplane, lambda i: {}, calls // rounds)
-        for router in (idle, ab):
-            await router.aclose()
+        await ab.aclose()
         await state.shutdown()
         return {k: float(np.median(v) * 1e6) for k, v in times.items()}
 
@@ -262,9 +230,10 @@ def main() -> None:
     dispose_all()  # the SQLite files are copied below: no connection may hold them
     projects = {}
     for kind in KINDS:  # one project (metadata DB) per server: one experiment per model each
-        projects[kind] = str(workdir / kind.replace("+", "-"))
+        projects[kind] = str(workdir / kind)
         shutil.copytree(project, projects[kind])
     procs = {}
+    load_before = os.getloadavg()[0]
     try:
         for kind in KINDS:
             port = free_port()
@@ -285,13 +254,15 @@ def main() -> None:
                 flush=True,
             )
     micro = in_process(project)
-    report = render(results, micro, args.duration, args.repeats)
+    report = render(results, micro, args.duration, args.repeats, (load_before, os.getloadavg()[0]))
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report)
 
 
-def render(r: dict, micro: dict[str, float], duration: float, repeats: int) -> str:
+def render(
+    r: dict, micro: dict[str, float], duration: float, repeats: int, load: tuple[float, float]
+) -> str:
     base = r["baseline"]
     lines = [
         "## bench/rollout: the experiment router in front of the online service",
@@ -300,7 +271,8 @@ def render(r: dict, micro: dict[str, float], duration: float, repeats: int) -> s
         "wrk -t1, loopback, one uvicorn worker, simple JSON route, 1,000 users rotated in "
         "X-Unit-Id; LightGBM 100 trees x2 versions; cache off; servers measured round-robin, "
         "medians of the rounds; "
-        "2-core machine shared with other work.",
+        "2-core machine shared with other work. "
+        f"Load average {load[0]:.1f} before, {load[1]:.1f} after.",
         "",
         "| server | c | req/s | vs baseline | p50 ms | p99 ms | p99 vs baseline | errors |",
         "|---|---|---|---|---|---|---|---|",
@@ -313,18 +285,16 @@ def render(r: dict, micro: dict[str, float], duration: float, repeats: int) -> s
                 f"{x['p50_ms']:.3f} | {x['p99_ms']:.2f} | {x['p99_ms'] / b['p99_ms']:.2f}x | "
                 f"{x['errors']:.0f} |"
             )
-    ab, hook, sh, shh = r["ab"][32], r["ab+hook"][32], r["shadow"], r["shadow+hook"]
+    ab, sh = r["ab"][32], r["shadow"]
     lines += [
         "",
         f"- A/B 50/50 throughput at 32 connections: {ab['rps'] / base[32]['rps']:.0%} of "
-        f"baseline as the online service is today, {hook['rps'] / base[32]['rps']:.0%} with "
-        "the repository hook (goal >= 90%)",
+        "baseline (goal >= 90%)",
         f"- shadow, champion p99 at 1 connection: {sh[1]['p99_ms']:.2f} ms vs "
         f"{base[1]['p99_ms']:.2f} ms baseline ({sh[1]['p99_ms'] / base[1]['p99_ms']:.2f}x; "
-        f"with the hook {shh[1]['p99_ms'] / base[1]['p99_ms']:.2f}x; goal <= 1.10x); "
-        f"throughput at 32: {sh[32]['rps'] / base[32]['rps']:.0%}, with the hook "
-        f"{shh[32]['rps'] / base[32]['rps']:.0%} (the challenger's compute runs in the same "
-        "process)",
+        f"goal <= 1.10x); at 32 connections {sh[32]['p99_ms'] / base[32]['p99_ms']:.2f}x, "
+        f"throughput {sh[32]['rps'] / base[32]['rps']:.0%} (the challenger's compute runs in "
+        "the same process)",
         "",
         "In-process, median per `infer` call (3,000 calls, one row, same model):",
         "",

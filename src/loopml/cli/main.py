@@ -12,6 +12,7 @@ from loopml.cli import (
     commands_edge,
     commands_models,
     commands_project,
+    commands_rollout,
     commands_serve,
     commands_sim,
     commands_stream,
@@ -33,6 +34,7 @@ commands_serve.register(app)
 commands_sim.register(app)
 commands_edge.register(app)
 commands_stream.register(app)
+commands_rollout.register(app)
 
 
 def main() -> None:
