@@ -8,8 +8,6 @@ worker) with one small query and no restart.
 
 from __future__ import annotations
 
-import threading
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -84,18 +82,8 @@ events = sa.Table(
     sa.Column("actor", sa.String(256), nullable=False),
 )
 
-_CREATED: set[str] = set()
-_LOCK = threading.Lock()
-
-
 def ensure_tables(engine: Engine) -> None:
-    """Create the tables once per engine and process; tolerate a concurrent creator."""
-    key = str(engine.url)
-    with _LOCK:
-        if key in _CREATED:
-            return
-        try:
-            metadata.create_all(engine)
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
-            metadata.create_all(engine)
-        _CREATED.add(key)
+    """Create the rollout tables once per engine and process."""
+    from loopml.storage.sql import ensure_tables as ensure
+
+    ensure(engine, metadata)
