@@ -11,6 +11,7 @@ from loopml.cli import (
     commands_data,
     commands_edge,
     commands_models,
+    commands_monitor,
     commands_project,
     commands_rollout,
     commands_serve,
@@ -35,6 +36,7 @@ commands_sim.register(app)
 commands_edge.register(app)
 commands_stream.register(app)
 commands_rollout.register(app)
+commands_monitor.register(app)
 
 
 def main() -> None:
