@@ -43,7 +43,7 @@ def candidates(seed: int) -> dict[str, tuple[Any, list[str]]]:
         LogisticRegression(max_iter=300, C=1.0),
     )
     lgbm = LGBMClassifier(
-        n_estimators=200,
+        n_estimators=120,
         learning_rate=0.08,
         num_leaves=31,
         min_child_samples=50,

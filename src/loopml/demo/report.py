@@ -84,6 +84,20 @@ def write_report(
         "reads the latest complete job from the latest_predictions view. Top 10 scores:"
     )
     report.table(rows)
+    if result.loop is not None:
+        loop = result.loop
+        report.heading("Monitoring and the retraining loop")
+        report.text(
+            f"After the foundation's days the world kept running: on day {world.config.shift_day} "
+            f"half of the users changed tastes and a new segment arrived. Drift was detected on "
+            f"day {loop.detection_day} and the retrained model, having beaten the champion on "
+            f"the latest labelled window, was promoted on day {loop.promotion_day}."
+        )
+        report.figure(
+            loop.figure(),
+            "Drift, performance and click rate over time; detection and promotion marked",
+        )
+        report.table(loop.to_frame().round(4))
     report.heading("Timings")
     report.table([{"step": k, "seconds": round(v, 2)} for k, v in result.timings.items()])
     return report.write(project.root / "report.html")

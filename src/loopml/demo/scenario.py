@@ -3,8 +3,11 @@
 simulate 14 days -> event log -> point-in-time training set -> baselines, a linear
 model and LightGBM side by side -> register the best as ``ctr@production`` (the
 runner-up as ``ctr@challenger``) -> pattern 1 batch predictions into the database ->
-an HTML report with plots. Re-running starts the demo project afresh, so a run
-interrupted at any point is recovered by running the same command again.
+then the world moves on: five more days with a preference shift and a new user segment
+on the third, monitored day by day until drift fires the alert, retraining runs, the
+evaluation gate compares, and the new version is promoted -> an HTML report with plots.
+Re-running starts the demo project afresh, so a run interrupted at any point is
+recovered by running the same command again.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 MODEL_NAME = "ctr"
+#: Days the monitoring loop runs after the foundation's days; the world shifts on the third.
+LOOP_DAYS = 5
 
 
 @dataclass
@@ -30,6 +35,7 @@ class DemoResult:
     production_version: int = 0
     batch_rows: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    loop: Any = None
 
 
 class _Steps:
@@ -89,6 +95,14 @@ def run_demo(
     results, splits = _train(step, project, data, views, seed)
     _register(step, project, results, result)
     _batch(step, project, result)
+    with step(
+        f"monitoring days {days}-{days + LOOP_DAYS - 1} (the world shifts on day {days + 2})"
+    ):
+        from loopml.jobs.loop import run_monitoring_loop
+
+        result.loop = run_monitoring_loop(
+            project.config, world, range(days, days + LOOP_DAYS), model=MODEL_NAME
+        )
     with step("writing the report"):
         from loopml.demo.report import write_report
 
@@ -102,8 +116,14 @@ def _simulate(step, project, days: int, impressions_per_day: int, seed: int):  #
     from loopml.sim import World, WorldConfig
 
     with step(f"simulating {days} days x {impressions_per_day:,} impressions"):
-        world = World(WorldConfig(seed=seed, days=days, impressions_per_day=impressions_per_day))
-        frames = world.generate(progress=True)
+        config = WorldConfig(
+            seed=seed,
+            days=days + LOOP_DAYS,
+            impressions_per_day=impressions_per_day,
+            shift_day=days + 2,
+        )
+        world = World(config)
+        frames = world.generate(range(days), progress=True)
     with step("appending events to the Parquet event log"):
         for event_type, frame in frames.items():
             project.events.append(event_type, frame, source="sim")
@@ -224,6 +244,8 @@ def _summary(console, result: DemoResult) -> None:  # noqa: ANN001
         f"[bold]{MODEL_NAME}@production[/] = v{result.production_version} ({result.best}); "
         f"{result.batch_rows:,} batch predictions written; total {result.timings['total']:.0f}s"
     )
+    if result.loop is not None:
+        console.print(str(result.loop))
     console.print(f"report: [bold]{result.report}[/]")
 
 
