@@ -6,8 +6,6 @@ outcome (the run history), ``job_leases`` who is running a job right now.
 
 from __future__ import annotations
 
-import threading
-
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -56,18 +54,9 @@ leases = sa.Table(
     sa.Column("expires_at", _TS, nullable=False),
 )
 
-_CREATED: set[str] = set()
-_LOCK = threading.Lock()
-
 
 def ensure_tables(engine: sa.Engine) -> None:
-    """Create the tables once per engine and process; tolerate a concurrent creator."""
-    key = str(engine.url)
-    with _LOCK:
-        if key in _CREATED:
-            return
-        try:
-            metadata.create_all(engine)
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
-            metadata.create_all(engine)
-        _CREATED.add(key)
+    """Create these tables once per engine and process."""
+    from loopml.storage.sql import ensure_tables as ensure
+
+    ensure(engine, metadata)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from typing import Any
 
 import sqlalchemy as sa
@@ -100,20 +99,12 @@ alerts = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
 )
 
-_CREATED: set[str] = set()
-_LOCK = threading.Lock()
-
 
 def _ensure(engine: sa.Engine) -> None:
-    key = str(engine.url)
-    with _LOCK:
-        if key in _CREATED:
-            return
-        try:
-            metadata.create_all(engine)
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
-            metadata.create_all(engine)  # a concurrent creator won the race
-        _CREATED.add(key)
+    """Create these tables once per engine and process."""
+    from loopml.storage.sql import ensure_tables as ensure
+
+    ensure(engine, metadata)
 
 
 class MonitorStore:

@@ -154,8 +154,6 @@ class LightGBMModel:
     # -- prediction ------------------------------------------------------------------------
     def encode(self, columns: Mapping[str, Any]) -> np.ndarray:
         """Raw columns (numbers, category strings) -> the float64 matrix the booster reads."""
-        import pandas as pd
-
         n = len(next(iter(columns.values()))) if columns else 0
         matrix = np.empty((n, len(self.features)), dtype=np.float64)
         for j, name in enumerate(self.features):
@@ -171,7 +169,10 @@ class LightGBMModel:
                     lookup.get(k, math.nan) if k is not None else math.nan for k in keys
                 ]
                 continue
-            # vectorised: pandas maps strings to positions in C; missing values map to -1
+            # vectorised: pandas maps strings to positions in C; missing values map to -1.
+            # (imported here, not above: serving single rows never needs pandas)
+            import pandas as pd
+
             keys = pd.Index(np.asarray(values, dtype=object)).astype(str, copy=False)
             keys = keys.where(~pd.isna(np.asarray(values, dtype=object)), None)
             codes = pd.Index(cats, dtype=object).get_indexer(keys)

@@ -82,6 +82,7 @@ events = sa.Table(
     sa.Column("actor", sa.String(256), nullable=False),
 )
 
+
 def ensure_tables(engine: Engine) -> None:
     """Create the rollout tables once per engine and process."""
     from loopml.storage.sql import ensure_tables as ensure

@@ -19,6 +19,9 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
+        from prometheus_client import ProcessCollector
+
+        ProcessCollector(registry=self.registry)  # process CPU seconds, resident memory, fds
         r = self.registry
         self.requests = Counter(
             "loopml_requests",
