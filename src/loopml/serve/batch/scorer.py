@@ -12,9 +12,10 @@ import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from loopml.core.errors import ValidationError
+from loopml.logs.progress import progress_bar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -111,7 +112,7 @@ class BatchScorer:
         written = 0
         with (
             ThreadPoolExecutor(max_workers=1) as writer,
-            _progress(self.progress, len(todo)) as bar,
+            progress_bar(len(todo), "scoring chunks", self.progress) as advance,
         ):
             pending = None
             for k in todo:
@@ -121,7 +122,7 @@ class BatchScorer:
                     scores = scores[:, -1]
                 if pending is not None:
                     pending.result()
-                    bar.advance()
+                    advance()
                 pending = writer.submit(
                     self.table.write_chunk,
                     job_key,
@@ -133,7 +134,7 @@ class BatchScorer:
                 written += 1
             if pending is not None:
                 pending.result()
-                bar.advance()
+                advance()
         self.table.finish_job(job_key)
         return BatchResult(
             job_id=job_id,
@@ -143,36 +144,3 @@ class BatchScorer:
             chunks_skipped=n_chunks - len(todo),
             seconds=time.perf_counter() - start,
         )
-
-
-class _NoBar:
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    def advance(self) -> None:
-        return None
-
-
-class _RichBar:
-    def __init__(self, total: int) -> None:
-        from rich.progress import Progress
-
-        self._progress = Progress(transient=False)
-        self._task = self._progress.add_task("scoring chunks", total=total)
-
-    def __enter__(self) -> _RichBar:
-        self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._progress.__exit__(*exc)
-
-    def advance(self) -> None:
-        self._progress.advance(self._task)
-
-
-def _progress(enabled: bool, total: int) -> _NoBar | _RichBar:
-    return _RichBar(total) if enabled else _NoBar()
