@@ -158,6 +158,20 @@ class Queue(ABC):
     def close(self) -> None:
         self._closed = True
 
+    def _select(self, topic: str, partitions: Iterable[int] | None) -> list[int]:
+        """The partitions of ``topic`` to read: all of them, or the valid ones asked for."""
+        check_topic(topic)
+        total = self.partitions(topic)
+        if partitions is None:
+            return list(range(total))
+        chosen = sorted(set(partitions))
+        bad = [p for p in chosen if not 0 <= p < total]
+        if bad:
+            raise ValidationError(
+                f"topic {topic!r} has partitions 0..{total - 1}; got {bad}", field="partitions"
+            )
+        return chosen
+
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(f"queue {self.url} is closed; open a new one with open_queue()")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from loopml.core.errors import UnavailableError, ValidationError
+from loopml.core.errors import UnavailableError
 from loopml.storage.queues.base import (
     Message,
     Position,
@@ -129,19 +129,6 @@ class RedisStreamsQueue(Queue):
                     raise
             self._groups.add((stream, group))
         return stream
-
-    def _select(self, topic: str, partitions: Iterable[int] | None) -> list[int]:
-        check_topic(topic)
-        total = self.partitions(topic)
-        if partitions is None:
-            return list(range(total))
-        chosen = sorted(set(partitions))
-        bad = [p for p in chosen if not 0 <= p < total]
-        if bad:
-            raise ValidationError(
-                f"topic {topic!r} has partitions 0..{total - 1}; got {bad}", field="partitions"
-            )
-        return chosen
 
     def _messages(self, topic: str, part: int, entries: list, deliveries: int = 1) -> list[Message]:
         out = []

@@ -207,21 +207,6 @@ class SQLiteQueue(Queue):
                 )
         return out
 
-    def _select(self, topic: str, partitions: Iterable[int] | None) -> list[int]:
-        check_topic(topic)
-        total = self.partitions(topic)
-        if partitions is None:
-            return list(range(total))
-        chosen = sorted(set(partitions))
-        bad = [p for p in chosen if not 0 <= p < total]
-        if bad:
-            from loopml.core.errors import ValidationError
-
-            raise ValidationError(
-                f"topic {topic!r} has partitions 0..{total - 1}; got {bad}", field="partitions"
-            )
-        return chosen
-
     def recover(
         self, topic: str, group: str, consumer: str, partitions: Iterable[int] | None = None
     ) -> list[Message]:
