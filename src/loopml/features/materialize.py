@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from loopml.core.clock import utcnow
-from loopml.logs.progress import progress_bar
+from loopml.core.progress import progress_bar
 
 if TYPE_CHECKING:
     from loopml.core.config import ProjectConfig

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from loopml.core.errors import ValidationError
+from loopml.core.progress import progress_bar
 from loopml.features.asof import AsOfIndex, encode, query_order
 from loopml.features.views import Age, Count, FeatureView, Rate, Recency, Sum
 from loopml.features.windows import window_seconds
-from loopml.logs.progress import progress_bar
 
 if TYPE_CHECKING:
     import duckdb

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from loopml.core.errors import ValidationError
+from loopml.core.progress import progress_bar
 from loopml.features.pointintime import (
     as_pandas,
     check_views,
@@ -18,7 +19,6 @@ from loopml.features.pointintime import (
 )
 from loopml.features.views import FeatureView
 from loopml.features.windows import window_seconds
-from loopml.logs.progress import progress_bar
 from loopml.logs.schemas import all_fields, event_types
 
 if TYPE_CHECKING:

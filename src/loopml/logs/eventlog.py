@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from loopml.core.clock import utcnow
 from loopml.core.errors import ValidationError
+from loopml.core.progress import progress_bar
 from loopml.logs.deadletter import DEAD_COLUMNS, DEAD_LETTER, dead_letter_table, dead_rows
 from loopml.logs.files import LogFiles
-from loopml.logs.progress import progress_bar
 from loopml.logs.schemas import SQL_TYPES, all_fields, arrow_type, event_types
 from loopml.logs.validation import VERSION_COLUMN, validate
 

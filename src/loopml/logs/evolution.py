@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopml.core.errors import NotFoundError, ValidationError
-from loopml.logs.progress import progress_bar
+from loopml.core.progress import progress_bar
 from loopml.logs.schemas import all_fields, arrow_type, introduced_in, versions
 from loopml.logs.validation import VERSION_COLUMN, _coerce
 

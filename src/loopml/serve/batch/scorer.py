@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from loopml.core.errors import ValidationError
-from loopml.logs.progress import progress_bar
+from loopml.core.progress import progress_bar
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -122,7 +122,7 @@ def export_edge(
     Numbers are rounded to float32 first, the precision devices and the graph use.
     ``max_size`` / ``max_metric_loss`` imply ``compress="all"`` when no method is named.
     """
-    from loopml.logs.progress import progress_bar
+    from loopml.core.progress import progress_bar
     from loopml.predict.flavours import load_predictor
     from loopml.registry.records import parse_ref
     from loopml.registry.registry import Registry
