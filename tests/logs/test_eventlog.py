@@ -242,3 +242,34 @@ def test_fsspec_root_works_end_to_end(make_impressions):
 def test_progress_bar_can_be_shown(log, make_impressions, capsys):
     result = log.append("impression", make_impressions(30), progress=True)
     assert result.accepted == 30
+
+
+def test_append_generated_writes_queryable_rows_and_refuses_missing_required(tmp_path):
+    import datetime as dt
+
+    from loopml.core.errors import ValidationError
+    from loopml.logs.eventlog import EventLog
+
+    log = EventLog(str(tmp_path / "events"))
+    day1 = dt.datetime(2026, 1, 5, 23, 59, tzinfo=dt.UTC)
+    day2 = day1 + dt.timedelta(minutes=2)
+    rows = [
+        {
+            "event_id": f"p{i}",
+            "ts": ts,
+            "request_id": f"r{i}",
+            "model": "ctr",
+            "version": 3,
+            "inputs": "{}",
+            "output": 0.25 * i,
+            "arm": "challenger" if i else None,
+        }
+        for i, ts in enumerate((day1, day2))
+    ]
+    result = log.append_generated("prediction", rows)
+    assert result.accepted == 2 and len(result.files) == 2  # one file per day
+    got = log.sql("SELECT event_id, version, output, arm FROM prediction ORDER BY event_id")
+    assert got["event_id"].tolist() == ["p0", "p1"]
+    assert got["output"].tolist() == [0.0, 0.25] and got["arm"].tolist()[1] == "challenger"
+    with pytest.raises(ValidationError, match="required field 'model'"):
+        log.append_generated("prediction", [{**rows[0], "model": None}])

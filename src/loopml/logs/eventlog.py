@@ -22,7 +22,7 @@ from loopml.core.errors import ValidationError
 from loopml.core.progress import progress_bar
 from loopml.logs.deadletter import DEAD_COLUMNS, DEAD_LETTER, dead_letter_table, dead_rows
 from loopml.logs.files import LogFiles
-from loopml.logs.schemas import SQL_TYPES, all_fields, arrow_type, event_types
+from loopml.logs.schemas import SQL_TYPES, all_fields, arrow_type, event_types, get_schema
 from loopml.logs.validation import VERSION_COLUMN, validate
 
 if TYPE_CHECKING:
@@ -186,6 +186,44 @@ class EventLog:
         result.files = self._write_all(event_type, jobs, progress)
         result.accepted = sum(rows.num_rows for _, rows in jobs)
         return result, (pd.concat(dead) if dead else None)
+
+    def append_generated(self, event_type: str, rows: list[dict[str, Any]]) -> IngestResult:
+        """Write events loopml generated itself (``prediction``, ``feedback``) with Arrow alone.
+
+        Their ids are fresh uuids and their fields come from loopml's own code, so the
+        row validation and the redelivery check of :meth:`append` are not needed. The
+        redelivery check reads every event id already stored for the day, so a serving
+        worker flushing its prediction log every few seconds would slow down as the day
+        goes on. A required field left empty is still refused, naming the field.
+        """
+        import datetime as dt
+
+        import pyarrow as pa
+
+        schema = get_schema(event_type)
+        for f in schema.fields:
+            if f.required and any(r.get(f.name) is None for r in rows):
+                raise ValidationError(
+                    f"generated {event_type} events lack required field {f.name!r}",
+                    field=f.name,
+                )
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        by_day: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_day.setdefault((row["ts"] - epoch).days, []).append(row)
+        arrow = pa.schema(
+            [pa.field(f.name, arrow_type(f.type)) for f in schema.fields]
+            + [pa.field(VERSION_COLUMN, pa.int64())]
+        )
+        jobs = []
+        for day, part in sorted(by_day.items()):
+            columns = {f.name: [r.get(f.name) for r in part] for f in schema.fields}
+            columns[VERSION_COLUMN] = [schema.version] * len(part)
+            jobs.append((day, pa.Table.from_pydict(columns, schema=arrow)))
+        result = IngestResult()
+        result.files = self._write_all(event_type, jobs, progress=False)
+        result.accepted = len(rows)
+        return result
 
     def _write_all(self, event_type: str, jobs: list[tuple[int, Any]], progress: bool) -> list[str]:
         """Write one file per (day, version) slice; threads overlap the fsync waits."""

@@ -64,7 +64,7 @@ class ServerState:
 
         self.eventlog = EventLog.from_config(cfg)
         self.predlog = PredictionLog(
-            self.eventlog.append,
+            self.eventlog.append_generated,
             sample_rate=serve.log_sample_rate,
             flush_s=self.online.log_flush_s,
             on_count=lambda result, n: self.metrics.child(self.metrics.predlog, result).inc(n),
