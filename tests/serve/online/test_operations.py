@@ -94,3 +94,9 @@ def test_prediction_log_records_inputs_outputs_and_version(served):
     metrics = httpx.get(f"{served.url}/metrics").text
     assert 'loopml_prediction_log_rows_total{result="written"}' in metrics
     assert 'result="failed"' not in metrics
+    # process CPU and memory, for `loopml monitor summary` and any Prometheus
+    resident = [
+        line for line in metrics.splitlines() if line.startswith("process_resident_memory_bytes ")
+    ]
+    assert resident and float(resident[0].split()[1]) > 10e6
+    assert "process_cpu_seconds_total" in metrics
