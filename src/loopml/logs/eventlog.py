@@ -4,12 +4,14 @@ Layout under the root (a local directory or any fsspec URL)::
 
     <root>/<event_type>/date=YYYY-MM-DD/part-<uuid>.parquet      one file per batch, day, version
     <root>/_dead_letter/date=YYYY-MM-DD/part-<uuid>.parquet      rejected rows, as JSON + reason
+    <root>/_spool/<event_type>/*.jsonl                          served predictions, not yet Parquet
 
 Rows are validated column-wise against the schema version they declare; rejected rows
 go to the dead-letter log with the reason, so nothing is silently dropped. Redelivered
 events (same ``event_id``) are dropped at write time within the batch and against the
 days already stored, and the SQL views de-duplicate again, so a race between two
-writers still counts each event once.
+writers still counts each event once. Events a serving worker generates go through a
+JSON-lines spool (:mod:`loopml.logs.spool`) and become Parquet when the log is next read.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from loopml.core.progress import progress_bar
 from loopml.logs.deadletter import DEAD_COLUMNS, DEAD_LETTER, dead_letter_table, dead_rows
 from loopml.logs.files import LogFiles
 from loopml.logs.schemas import SQL_TYPES, all_fields, arrow_type, event_types, get_schema
+from loopml.logs.spool import SpoolWriter, pending, settle
 from loopml.logs.validation import VERSION_COLUMN, validate
 
 if TYPE_CHECKING:
@@ -187,14 +190,18 @@ class EventLog:
         result.accepted = sum(rows.num_rows for _, rows in jobs)
         return result, (pd.concat(dead) if dead else None)
 
-    def append_generated(self, event_type: str, rows: list[dict[str, Any]]) -> IngestResult:
+    def append_generated(
+        self, event_type: str, rows: list[dict[str, Any]], name: str | None = None
+    ) -> IngestResult:
         """Write events loopml generated itself (``prediction``, ``feedback``) with Arrow alone.
 
         Their ids are fresh uuids and their fields come from loopml's own code, so the
         row validation and the redelivery check of :meth:`append` are not needed. The
         redelivery check reads every event id already stored for the day, so a serving
         worker flushing its prediction log every few seconds would slow down as the day
-        goes on. A required field left empty is still refused, naming the field.
+        goes on. A required field left empty is still refused, naming the field. ``name``
+        fixes the file name in each day's folder, so that writing the same rows again
+        replaces the file instead of adding a copy.
         """
         import datetime as dt
 
@@ -221,11 +228,42 @@ class EventLog:
             columns[VERSION_COLUMN] = [schema.version] * len(part)
             jobs.append((day, pa.Table.from_pydict(columns, schema=arrow)))
         result = IngestResult()
-        result.files = self._write_all(event_type, jobs, progress=False)
+        result.files = self._write_all(event_type, jobs, progress=False, name=name)
         result.accepted = len(rows)
         return result
 
-    def _write_all(self, event_type: str, jobs: list[tuple[int, Any]], progress: bool) -> list[str]:
+    def spool_writer(self, event_type: str, seal_s: float = 60.0) -> SpoolWriter | None:
+        """A JSON-lines writer for a serving worker (no pyarrow); ``None`` off local disk."""
+        get_schema(event_type)
+        return SpoolWriter(self.files.base, event_type, seal_s=seal_s) if self.files.local else None
+
+    def settle(self) -> int:
+        """Turn sealed spool files into Parquet (exactly once, crash-safe); rows settled.
+
+        Every read calls this first, so what a serving worker spooled is visible to the
+        next query without a separate job.
+        """
+        if not self.files.local or not pending(self.files.base):
+            return 0
+
+        def dead_letter(event_type: str, bad: list[tuple[str, str]], name: str) -> None:
+            lines, reasons = zip(*bad, strict=True)
+            rows = dead_rows(None, event_type, reasons, "spool", raw=list(lines))
+            self._write_dead_letters(rows, name)
+
+        return settle(
+            self.files.base,
+            lambda event_type, rows, name: self.append_generated(event_type, rows, name=name),
+            dead_letter,
+        )
+
+    def _write_all(
+        self,
+        event_type: str,
+        jobs: list[tuple[int, Any]],
+        progress: bool,
+        name: str | None = None,
+    ) -> list[str]:
         """Write one file per (day, version) slice; threads overlap the fsync waits."""
         from concurrent.futures import ThreadPoolExecutor
 
@@ -234,7 +272,7 @@ class EventLog:
             ThreadPoolExecutor(max_workers=min(8, max(1, len(jobs)))) as pool,
         ):
             futures = [
-                pool.submit(self.files.write, f"{event_type}/date={_date(d)}", rows)
+                pool.submit(self.files.write, f"{event_type}/date={_date(d)}", rows, name)
                 for d, rows in jobs
             ]
             paths = []
@@ -255,9 +293,9 @@ class EventLog:
                 out[d] = pa.chunked_array([c for col in cols for c in col.chunks], pa.string())
         return out
 
-    def _write_dead_letters(self, rows: pd.DataFrame) -> str:
+    def _write_dead_letters(self, rows: pd.DataFrame, name: str | None = None) -> str:
         return self.files.write(
-            f"{DEAD_LETTER}/date={utcnow().date().isoformat()}", dead_letter_table(rows)
+            f"{DEAD_LETTER}/date={utcnow().date().isoformat()}", dead_letter_table(rows), name
         )
 
     # -- reading -----------------------------------------------------------------------
@@ -269,6 +307,7 @@ class EventLog:
         """
         import duckdb
 
+        self.settle()
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         if not self.files.local:
@@ -323,6 +362,7 @@ class EventLog:
 
     def counts(self) -> dict[str, int]:
         """Distinct events per type (redeliveries count once); types never written count 0."""
+        self.settle()
         stored = [k for k in event_types() if self.files.glob(f"{k}/*/*.parquet")]
         out = dict.fromkeys(event_types(), 0)
         if stored:
@@ -346,6 +386,7 @@ class EventLog:
                 f"{', '.join(all_fields(event_type))}",
                 field=column,
             )
+        self.settle()
         if not self.files.glob(f"{event_type}/*/*.parquet"):
             return []
         where, params = f'"{column}" IS NOT NULL', {}
@@ -367,6 +408,7 @@ class EventLog:
 
     def partitions(self, event_type: str) -> dict[str, list[str]]:
         """``{YYYY-MM-DD: [files]}`` for one event type, oldest day first."""
+        self.settle()
         out: dict[str, list[str]] = {}
         for path in self.files.glob(f"{event_type}/*/*.parquet"):
             day = path.rsplit("/", 2)[-2].removeprefix("date=")

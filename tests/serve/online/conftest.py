@@ -128,6 +128,7 @@ def served(tmp_path_factory):
 grpc_port = {grpc_port}
 reload_interval_s = 0.2
 log_flush_s = 0.5
+log_seal_s = 0.5
 
 [models.ctr]
 threshold = 0.7

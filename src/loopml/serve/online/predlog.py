@@ -3,8 +3,10 @@
 Monitoring (drift, delayed-label performance) reads these ``prediction`` events from
 the event log. Recording is cheap on the request path (a list append of references);
 rows are built and written in a worker thread every ``flush_s`` seconds, and once
-more at shutdown. The buffer is bounded: past ``max_rows`` new rows are counted as
-dropped in ``/metrics`` rather than growing memory without bound.
+more at shutdown. On a local event log they go to its JSON-lines spool
+(:mod:`loopml.logs.spool`), which keeps pyarrow and pandas out of the serving worker.
+The buffer is bounded: past ``max_rows`` new rows are counted as dropped in
+``/metrics`` rather than growing memory without bound.
 """
 
 from __future__ import annotations
@@ -30,14 +32,18 @@ class PredictionLog:
 
     def __init__(
         self,
-        append: Callable[[str, list[dict[str, Any]]], Any],
+        write: Callable[[list[dict[str, Any]]], Any],
         *,
+        close: Callable[[], Any] | None = None,
+        due: Callable[[], bool] | None = None,
         sample_rate: float = 1.0,
         flush_s: float = 1.0,
         max_rows: int = 100_000,
         on_count: Callable[[str, int], None] | None = None,
     ) -> None:
-        self.append = append
+        self.write = write
+        self.close = close
+        self.due = due
         self.sample_rate = sample_rate
         self.flush_s = flush_s
         self.max_rows = max_rows
@@ -93,9 +99,17 @@ class PredictionLog:
             while True:
                 await asyncio.sleep(self.flush_s)
                 await self.flush()
+                if self.close is not None and self.due is not None and self.due():
+                    await asyncio.to_thread(self.close)
         except asyncio.CancelledError:
             await self.flush()
             raise
+
+    async def aclose(self) -> None:
+        """Flush what is left and seal the spool, so readers see every row."""
+        await self.flush()
+        if self.close is not None:
+            await asyncio.to_thread(self.close)
 
     async def flush(self) -> int:
         if not self._buffer:
@@ -105,7 +119,7 @@ class PredictionLog:
 
         def write() -> None:
             rows.extend(_rows(batch))  # built off the event loop
-            self.append("prediction", rows)
+            self.write(rows)
 
         try:
             await asyncio.to_thread(write)

@@ -9,6 +9,7 @@ its fallback live in configuration, so changing them needs no retraining::
     cache_max_entries = 10000
     cache_ttl_s = 300.0
     log_flush_s = 5.0           # prediction log: seconds between appends to the event log
+    log_seal_s = 10.0           # ... and between seals: spooled rows become queryable
 
     [models.ctr]
     alias = "production"        # what unversioned requests get
@@ -69,6 +70,7 @@ class OnlineSettings:
     job_ttl_s: float = 3600.0
     threads: int = 2
     log_flush_s: float = 5.0
+    log_seal_s: float = 10.0
     models: tuple[str, ...] = ()
 
 
@@ -82,7 +84,7 @@ def online_settings(section: dict[str, Any], port: int) -> OnlineSettings:
     values = dict(section)
     if "models" in values:
         values["models"] = tuple(check_name(m, "online.models") for m in values["models"])
-    for key in ("reload_interval_s", "cache_ttl_s", "job_ttl_s", "log_flush_s"):
+    for key in ("reload_interval_s", "cache_ttl_s", "job_ttl_s", "log_flush_s", "log_seal_s"):
         if key in values:
             values[key] = _positive(values[key], f"online.{key}")
     for key in ("cache_max_entries", "max_jobs", "threads"):

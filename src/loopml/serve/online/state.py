@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -63,8 +64,13 @@ class ServerState:
         from loopml.storage.online import OnlineStore, open_kv
 
         self.eventlog = EventLog.from_config(cfg)
+        spool = self.eventlog.spool_writer("prediction", seal_s=self.online.log_seal_s)
         self.predlog = PredictionLog(
-            self.eventlog.append_generated,
+            spool.write
+            if spool
+            else functools.partial(self.eventlog.append_generated, "prediction"),
+            close=spool.seal if spool else None,
+            due=spool.due if spool else None,
             sample_rate=serve.log_sample_rate,
             flush_s=self.online.log_flush_s,
             on_count=lambda result, n: self.metrics.child(self.metrics.predlog, result).inc(n),
@@ -150,6 +156,6 @@ class ServerState:
                 await task
         self._tasks.clear()
         await self.dataplane.aclose()
-        await self.predlog.flush()
+        await self.predlog.aclose()
         await self.cache.aclose()
         self.executor.shutdown(wait=False)
