@@ -34,6 +34,11 @@ _PREFIX = os.urandom(6).hex()
 _COUNTER = itertools.count(1)
 
 
+def _one_row(columns: Mapping[str, Any]) -> bool:
+    """Whether every column holds exactly one value (a single-row request)."""
+    return bool(columns) and all(type(v) is list and len(v) == 1 for v in columns.values())
+
+
 def _next_id() -> str:
     """A unique request id without a syscall per request (process prefix + counter)."""
     return f"{_PREFIX}-{next(_COUNTER)}"
@@ -52,8 +57,8 @@ class InferResult:
     fallback: str | None = None
     cached: bool = False
     routed_from: str | None = None
-    #: the validated input columns, kept for the prediction log (model answers only)
-    _columns: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    #: the input columns (arrays, or one-item lists of a single row), for the prediction log
+    _columns: dict[str, Any] | None = field(default=None, repr=False)
 
     def parameters(self) -> dict[str, Any]:
         """Response-level V2 parameters (only what is notable)."""
@@ -152,8 +157,14 @@ class DataPlane:
         self, model: LoadedModel, columns: Mapping[str, Any], rid: str, timeout_ms: float | None
     ) -> InferResult:
         settings = model.settings
-        valid = model.validate(columns)
-        n = len(next(iter(valid.values()))) if valid else 0
+        use_cache = self.cache is not None and settings.cache
+        if not use_cache and model.checks_own_rows and _one_row(columns):
+            # the flavour's single-row path validates the row itself (and takes the
+            # full validation, with its errors, for anything unusual): no arrays to build
+            valid, n = columns, 1
+        else:
+            valid = model.validate(columns)
+            n = len(next(iter(valid.values()))) if valid else 0
         if n == 0:
             return InferResult(model.name, model.version, model.empty_outputs(), 0, rid)
         if not settings.enabled:
@@ -165,7 +176,7 @@ class DataPlane:
                 f"model {model.name!r} is switched off ([models.{model.name}] enabled = false)",
             )
         key = None
-        if self.cache is not None and settings.cache:
+        if use_cache:
             key = cache_key(model.name, model.version, valid)
             hit = await self.cache.get(key)
             m = self.metrics

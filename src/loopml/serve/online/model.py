@@ -81,6 +81,25 @@ class LoadedModel:
         return self.__dict__.get("_nullable", False)
 
     @property
+    def checks_own_rows(self) -> bool:
+        """Whether a one-row request can skip :meth:`validate`.
+
+        True for models predicted one request at a time on the loop whose flavour has a
+        single-row path (it checks the row's types itself and sends anything unusual
+        through the full validation, so errors still name the field).
+        """
+        batcher = self.batcher
+        return batcher.inline and not batcher.coalesce and self._row_path
+
+    @property
+    def _row_path(self) -> bool:
+        found = self.__dict__.get("_own_rows")
+        if found is None:
+            found = "predict_one" in type(self.predictor).__dict__
+            self.__dict__["_own_rows"] = found
+        return found
+
+    @property
     def task(self) -> str:
         return self.signature.task
 
@@ -265,8 +284,11 @@ def _validated_predict(predictor: Any) -> Any:
         first = next(iter(columns.values()), None)
         if first is None or len(first) != 1:
             return batch_fn(columns)
-        # a lone row takes the flavour's single-row path (e.g. LightGBM's fast C entry)
-        out = predict_one({k: v.tolist()[0] for k, v in columns.items()})
+        # a lone row takes the flavour's single-row path (e.g. LightGBM's fast C entry);
+        # the data plane passes a single-row request's own one-item lists straight here
+        out = predict_one(
+            {k: v[0] if type(v) is list else v.tolist()[0] for k, v in columns.items()}
+        )
         if isinstance(out, float):
             return np.array([out])
         return np.asarray(out, dtype=np.float64).reshape((1, -1) if np.ndim(out) else (1,))

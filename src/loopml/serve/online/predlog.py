@@ -139,7 +139,7 @@ class PredictionLog:
 def _rows(batch: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for ts, request_id, model, version, columns, outputs, take, latency, entity, arm in batch:
-        inputs = {k: v[:take].tolist() for k, v in columns.items()}
+        inputs = {k: v[:take] if type(v) is list else v[:take].tolist() for k, v in columns.items()}
         main_name = next(iter(outputs))
         main = outputs[main_name][:take]
         for i in range(take):
