@@ -274,7 +274,7 @@ class LightGBMPredictor(Predictor):
     def predict_one(self, row: Mapping[str, Any]) -> Any:
         """One row on the fast path; anything unusual takes the validating path instead."""
         self._check_ready()
-        values = self._encode_row(row) if isinstance(row, Mapping) else None
+        values = self._encode_row(row) if type(row) is dict or isinstance(row, Mapping) else None
         if values is None:
             return super().predict_one(row)
         m = self.model

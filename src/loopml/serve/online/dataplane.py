@@ -36,7 +36,12 @@ _COUNTER = itertools.count(1)
 
 def _one_row(columns: Mapping[str, Any]) -> bool:
     """Whether every column holds exactly one value (a single-row request)."""
-    return bool(columns) and all(type(v) is list and len(v) == 1 for v in columns.values())
+    if not columns:
+        return False
+    for values in columns.values():  # noqa: SIM110 - a plain loop: this runs per request
+        if type(values) is not list or len(values) != 1:
+            return False
+    return True
 
 
 def _next_id() -> str:
@@ -116,7 +121,8 @@ class DataPlane:
         chose the version for this unit.
         """
         start = time.perf_counter()
-        check_name(model_name, "model name")
+        if model_name not in self.repository.default:  # served names were checked at load
+            check_name(model_name, "model name")
         routed_from = None
         settings = self.settings_for(model_name)
         if version is None and settings.route_by:
@@ -130,14 +136,14 @@ class DataPlane:
             result = await self._predict(model, columns, rid, timeout_ms)
         except LoopmlError as exc:
             code = exc.status_code
-            self.metrics.child(self.metrics.requests, model.name, protocol, str(code)).inc()
+            self.metrics.requests.labels(model.name, protocol, str(code)).inc()
             raise
         result.routed_from = routed_from
         elapsed = time.perf_counter() - start
         result.latency_ms = elapsed * 1000.0
         m = self.metrics
-        m.child(m.requests, model.name, protocol, "200").inc()
-        m.child(m.latency, model.name).observe(elapsed)
+        m.requests.labels(model.name, protocol, "200").inc()
+        m.latency.labels(model.name).observe(elapsed)
         if self.predlog is not None and result._columns is not None:
             self.predlog.record(
                 request_id=rid,
@@ -180,7 +186,7 @@ class DataPlane:
             key = cache_key(model.name, model.version, valid)
             hit = await self.cache.get(key)
             m = self.metrics
-            m.child(m.cache, model.name, "hit" if hit is not None else "miss").inc()
+            m.cache.labels(model.name, "hit" if hit is not None else "miss").inc()
             if hit is not None:
                 return InferResult(
                     model.name, model.version, hit, n, rid, cached=True, _columns=valid
@@ -230,7 +236,7 @@ class DataPlane:
             self._breaker_metric(model)
         outputs = model.postprocess(raw)
         m = self.metrics
-        m.child(m.rows, model.name, str(model.version)).inc(n)
+        m.rows.labels(model.name, model.version_label).inc(n)
         if key is not None and self.cache is not None:
             await self.cache.put(key, outputs)
         result = InferResult(model.name, model.version, outputs, n, rid)

@@ -23,14 +23,32 @@ if TYPE_CHECKING:
 Handler = Callable[["ServerState", dict, Any, Any, dict[str, str]], Awaitable[None]]
 
 
+_MATCHED: dict[str, tuple[Handler, dict[str, str]]] = {}
+_MATCHED_MAX = 1024
+
+
 def match(method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
     """The hot handler for a request, with its path parameters; None for everything else.
+
+    Hot paths are remembered (a bounded table: paths carry client-chosen names), since
+    the same few paths take nearly every request. Handlers must not mutate the params.
 
     >>> match("POST", "/v2/models/ctr/versions/3/infer")[1]
     {'name': 'ctr', 'version': '3'}
     """
     if method != "POST":
         return None
+    found = _MATCHED.get(path)
+    if found is None:
+        found = _match_path(path)
+        if found is not None:
+            if len(_MATCHED) >= _MATCHED_MAX:
+                _MATCHED.clear()
+            _MATCHED[path] = found
+    return found
+
+
+def _match_path(path: str) -> tuple[Handler, dict[str, str]] | None:
     parts = path.strip("/").split("/")
     if len(parts) == 4 and parts[:2] == ["v2", "models"] and parts[3] == "infer":
         return v2_infer, {"name": parts[2]}

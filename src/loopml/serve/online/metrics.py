@@ -78,7 +78,7 @@ class Metrics:
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def child(self, metric: Any, *labels: str) -> Any:
-        if isinstance(metric, LoopCounter | LoopHistogram):
+        if type(metric) in _LOOP_TYPES:
             return metric.labels(*labels)
         key = (id(metric), *labels)
         found = self._children.get(key)
@@ -186,3 +186,6 @@ class _LoopCollector:
     def collect(self) -> Iterator[Any]:
         for metric in self.metrics:
             yield metric.family()
+
+
+_LOOP_TYPES = (LoopCounter, LoopHistogram)

@@ -42,6 +42,14 @@ class LoadedModel:
     warm_ms: float = 0.0
 
     @property
+    def version_label(self) -> str:
+        """The version as a metric label (made once, not per request)."""
+        found = self.__dict__.get("_version_label")
+        if found is None:
+            found = self.__dict__["_version_label"] = str(self.version)
+        return found
+
+    @property
     def signature(self) -> Signature:
         return self.predictor.signature
 

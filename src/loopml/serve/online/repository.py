@@ -204,12 +204,13 @@ class ModelRepository:
     # -- lookup ----------------------------------------------------------------------------
     async def get(self, name: str, version: str | None = None) -> LoadedModel:
         """The model serving ``name`` (at ``version``: a number or an alias)."""
-        check_name(name, "model name")
         if version is None or version == "":
             found = self.default.get(name)
-            if found is not None:
+            if found is not None:  # a served name was checked when it was loaded
                 return found
+            check_name(name, "model name")
             return await self._missing(name)
+        check_name(name, "model name")
         check_name(version, "model version")
         current = self.default.get(name)
         if current is not None and version in (str(current.version), f"v{current.version}"):

@@ -98,9 +98,11 @@ def decode(body: bytes) -> SimpleRequest:
 def encode(result: Any, single: bool) -> dict[str, Any]:
     """``prediction``/``label`` for one row, ``predictions``/``labels`` for several."""
     outputs = result.outputs
-    main = next(
-        (outputs[k] for k in ("probability", "probabilities", "prediction") if k in outputs), None
-    )
+    main = outputs.get("probability")
+    if main is None:
+        main = outputs.get("probabilities")
+        if main is None:
+            main = outputs.get("prediction")
     label = outputs.get("label")
     doc: dict[str, Any] = {
         "model": result.model,
@@ -108,9 +110,9 @@ def encode(result: Any, single: bool) -> dict[str, Any]:
         "request_id": result.request_id,
     }
     if single and result.rows == 1:
-        doc["prediction"] = _plain(main[0]) if main is not None else None
+        doc["prediction"] = _first(main) if main is not None else None
         if label is not None:
-            doc["label"] = _plain(label[0])
+            doc["label"] = _first(label)
     else:
         doc["predictions"] = main
         if label is not None:
@@ -122,9 +124,11 @@ def encode(result: Any, single: bool) -> dict[str, Any]:
     return doc
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+def _first(values: Any) -> Any:
+    """Row 0 as plain Python (a number, or a list for a multi-output row)."""
+    if type(values) is np.ndarray:
+        return values.item(0) if values.ndim == 1 else values[0].tolist()
+    value = values[0]
     if isinstance(value, np.generic):
         return value.item()
     return value

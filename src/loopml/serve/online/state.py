@@ -107,10 +107,16 @@ class ServerState:
         self._tasks: list[asyncio.Task] = []
 
     def settings_for(self, name: str) -> ModelSettings:
+        """A model's settings, remembered for configured and served names only.
+
+        Requests can name any model, so remembering every name asked for would let a
+        client grow this table without bound.
+        """
         found = self._settings.get(name)
         if found is None:
             found = model_settings(name, self._models_section)
-            self._settings[name] = found
+            if name in self._models_section or name in self.repository.default:
+                self._settings[name] = found
         return found
 
     def _batch_observer(self, name: str) -> Any:
