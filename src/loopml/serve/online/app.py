@@ -39,8 +39,19 @@ class OnlineApp:
         await self.inner(scope, receive, send)
 
 
-def create_app(cfg: ProjectConfig, source: ModelSource | None = None, *, grpc: bool = True) -> Any:
-    """Build the app for a project (models from its registry unless ``source`` is given)."""
+def create_app(
+    cfg: ProjectConfig,
+    source: ModelSource | None = None,
+    *,
+    grpc: bool = True,
+    load_before_serving: bool = False,
+) -> Any:
+    """Build the app for a project (models from its registry unless ``source`` is given).
+
+    ``load_before_serving`` is for one of several workers sharing a socket: the worker
+    accepts connections only once its models are loaded. A lone server accepts at once
+    and answers ``/v2/health/ready`` with 503 until then.
+    """
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
@@ -48,7 +59,7 @@ def create_app(cfg: ProjectConfig, source: ModelSource | None = None, *, grpc: b
     from loopml.serve.online.responses import error_status_body
     from loopml.serve.online.routes import JSONResponse, routes
 
-    state = ServerState(cfg, source, grpc=grpc)
+    state = ServerState(cfg, source, grpc=grpc, load_before_serving=load_before_serving)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -101,7 +112,7 @@ def app_from_env() -> Any:
     if overrides:
         host, port = overrides.split(",")
         cfg = _with_address(cfg, host, int(port))
-    return create_app(cfg)
+    return create_app(cfg, load_before_serving=True)
 
 
 def _with_address(cfg: ProjectConfig, host: str, port: int, workers: int | None = None) -> Any:

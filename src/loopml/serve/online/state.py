@@ -31,9 +31,16 @@ class ServerState:
     """The data plane and its stores, for one process (one uvicorn worker)."""
 
     def __init__(
-        self, cfg: ProjectConfig, source: ModelSource | None = None, grpc: bool = True
+        self,
+        cfg: ProjectConfig,
+        source: ModelSource | None = None,
+        grpc: bool = True,
+        load_before_serving: bool = False,
     ) -> None:
         self.cfg = cfg
+        #: one of several workers: accept no connection before the models are loaded, so
+        #: that the kernel never hands a request to a worker that would answer 503
+        self.load_before_serving = load_before_serving
         serve = cfg.serve
         self.online = online_settings(cfg.section("online"), serve.port)
         self._models_section = cfg.section("models")
@@ -138,10 +145,12 @@ class ServerState:
 
             self.grpc = GrpcServer(self, self.online.grpc_port or 0, self.cfg.serve.host)
             self.grpc_port = await asyncio.to_thread(self.grpc.start, loop)
+        if self.load_before_serving:
+            await self._load()
         self._tasks.append(loop.create_task(self._load_then_poll()))
         self._tasks.append(loop.create_task(self.predlog.run()))
 
-    async def _load_then_poll(self) -> None:
+    async def _load(self) -> None:
         await self.repository.start()
         self.ready_at = time.time()
         log.info(
@@ -149,6 +158,10 @@ class ServerState:
             self.ready_at - self.started_at,
             sorted(self.repository.default),
         )
+
+    async def _load_then_poll(self) -> None:
+        if self.ready_at is None:
+            await self._load()
         await self.repository.poll_forever(self.online.reload_interval_s)
 
     async def shutdown(self) -> None:
