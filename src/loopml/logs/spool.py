@@ -34,6 +34,8 @@ from typing import Any
 
 import orjson
 
+from loopml.core.processes import pid_alive
+
 log = logging.getLogger("loopml.logs")
 
 SPOOL_DIR = "_spool"
@@ -189,19 +191,9 @@ def _seal_orphans(folder: Path) -> None:
         writer = path.name.removesuffix(_OPEN)
         writer_host, _, rest = writer.rpartition("_")[0].rpartition("_")
         pid = rest
-        if writer_host != host or not pid.isdigit() or _alive(int(pid)):
+        if writer_host != host or not pid.isdigit() or pid_alive(int(pid)):
             continue
         try:
             os.replace(path, folder / f"{writer}-orphan{_SEALED}")
         except FileNotFoundError:
             continue
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

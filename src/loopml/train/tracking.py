@@ -25,6 +25,7 @@ from loopml.core.clock import to_utc, utcnow
 from loopml.core.config import ProjectConfig
 from loopml.core.errors import ClosedError, NotFoundError, ValidationError
 from loopml.core.names import check_name
+from loopml.core.processes import pid_alive
 from loopml.storage.artifacts import ArtifactStore
 from loopml.storage.sql import engine_for, ensure_tables
 
@@ -158,7 +159,7 @@ class RunStore:
         dead = [
             r.run_id
             for r in self.list_runs(status="running")
-            if r.host == host and not _alive(r.pid)
+            if r.host == host and not pid_alive(r.pid)
         ]
         for run_id in dead:
             self._end(run_id, "failed", "the training process exited without finishing the run")
@@ -333,16 +334,6 @@ def _read_head(git: Path) -> str | None:
             if line.endswith(" " + ref):
                 return line.split()[0]
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _flat(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
