@@ -40,6 +40,11 @@ def stored_rows(log: EventLog, event_type: str = "prediction") -> int:
     return sum(pq.read_metadata(p).num_rows for p in paths)
 
 
+def spooled(root) -> list[str]:
+    """What waits in the prediction spool (its lock file aside)."""
+    return sorted(p.name for p in (root / SPOOL_DIR / "prediction").iterdir() if p.name != ".lock")
+
+
 def test_sealed_rows_become_queryable_once_and_the_spool_empties(tmp_path):
     log = EventLog(str(tmp_path))
     writer = log.spool_writer("prediction", seal_s=3600)
@@ -52,7 +57,7 @@ def test_sealed_rows_become_queryable_once_and_the_spool_empties(tmp_path):
     assert found["request_id"].tolist() == ["r0", "r1", "r2", "r3"]
     assert found["output"].tolist() == [0.0, 0.01, 0.02, 0.03]
     assert sorted(log.partitions("prediction")) == ["2026-03-01", "2026-03-02"]
-    assert not list((tmp_path / SPOOL_DIR / "prediction").iterdir())
+    assert spooled(tmp_path) == []
     assert log.settle() == 0 and stored_rows(log) == 4
 
 
@@ -85,7 +90,7 @@ def test_a_settle_that_crashed_after_writing_is_finished_without_duplicates(tmp_
     assert len(left) == 1  # the batch the crashed pass took
     assert log.settle() == 5  # the re-run rewrites the same file name, then cleans up
     assert stored_rows(log) == 5
-    assert not list((tmp_path / SPOOL_DIR / "prediction").iterdir())
+    assert spooled(tmp_path) == []
 
 
 def test_a_killed_writer_is_sealed_and_its_torn_line_dead_lettered(tmp_path):
@@ -133,3 +138,28 @@ def test_a_row_without_a_required_field_is_dead_lettered_by_name(tmp_path):
 
 def test_off_local_disk_there_is_no_spool():
     assert EventLog("memory://events").spool_writer("prediction") is None
+
+
+SETTLER = """
+import sys
+from loopml.logs.eventlog import EventLog
+print(EventLog(sys.argv[1]).settle())
+"""
+
+
+def test_readers_settling_at_once_store_every_row_once(tmp_path):
+    log = EventLog(str(tmp_path))
+    for k in range(40):  # many sealed files: a long settle that two readers overlap
+        writer = log.spool_writer("prediction")
+        writer.write([prediction(k * 50 + i) for i in range(50)])
+        writer.seal()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SETTLER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    settled = [int(p.communicate(timeout=120)[0].strip()) for p in procs]
+    assert sum(settled) == 2000
+    assert stored_rows(log) == 2000 and log.counts()["prediction"] == 2000
+    assert spooled(tmp_path) == []

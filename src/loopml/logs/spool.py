@@ -12,7 +12,8 @@ Layout under the event log's root (local directories only)::
     _spool/<event_type>/<writer>-<seq>.jsonl    sealed: complete, waiting to be settled
     _spool/<event_type>/settle-<id>/            files one settle pass took (crash-safe)
 
-Settling is exactly-once across crashes: sealed files are first moved into a
+Settling holds a lock file per event type, so two readers never split a batch, and is
+exactly-once across crashes: sealed files are first moved into a
 ``settle-<id>`` folder, then written as ``spool-<id>.parquet`` (a fixed name, so a
 re-run overwrites rather than duplicates), then the folder is removed. A re-run finds
 a left-over folder and finishes it. A writer that died leaves its ``.open`` file; a
@@ -22,12 +23,13 @@ reader on the same host seals it once the writer's process is gone. A torn last 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -123,20 +125,40 @@ def settle(
     base = Path(root) / SPOOL_DIR
     total = 0
     for folder in sorted(p for p in base.glob("*") if p.is_dir()):
-        event_type = folder.name
-        _seal_orphans(folder)
-        for batch in sorted(folder.glob("settle-*")):  # left by a crashed settle: finish it
-            total += _settle_batch(event_type, batch, write, dead_letter)
-        sealed = sorted(folder.glob(f"*{_SEALED}"))
-        if not sealed:
-            continue
+        with _exclusive(folder):  # two readers settling at once would each see half a batch
+            total += _settle_folder(folder, write, dead_letter)
+    return total
+
+
+@contextlib.contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold the folder's lock file (released by the OS if this process dies)."""
+    import fcntl
+
+    with open(folder / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _settle_folder(
+    folder: Path,
+    write: Callable[[str, list[dict[str, Any]], str], Any],
+    dead_letter: Callable[[str, list[tuple[str, str]], str], Any],
+) -> int:
+    event_type = folder.name
+    total = 0
+    _seal_orphans(folder)
+    for batch in sorted(folder.glob("settle-*")):  # left by a crashed settle: finish it
+        total += _settle_batch(event_type, batch, write, dead_letter)
+    sealed = sorted(folder.glob(f"*{_SEALED}"))
+    if sealed:
         batch = folder / f"settle-{uuid.uuid4().hex}"
         batch.mkdir()
         for path in sealed:
-            try:
-                os.replace(path, batch / path.name)
-            except FileNotFoundError:  # another reader took it first
-                continue
+            os.replace(path, batch / path.name)
         total += _settle_batch(event_type, batch, write, dead_letter)
     return total
 
@@ -152,26 +174,22 @@ def _settle_batch(
     required = [f.name for f in get_schema(event_type).fields if f.required]
     rows: list[dict[str, Any]] = []
     bad: list[tuple[str, str]] = []
-    try:
-        files = sorted(batch.glob(f"*{_SEALED}"))
-        for path in files:
-            for line in path.read_bytes().splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    row = orjson.loads(line)
-                    row["ts"] = datetime.fromisoformat(row["ts"])
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                    bad.append((line.decode(errors="replace"), f"unreadable spool line: {exc}"))
-                    continue
-                missing = [name for name in required if row.get(name) is None]
-                if missing:
-                    reason = f"{event_type}: required field {missing[0]!r} is empty"
-                    bad.append((line.decode(errors="replace"), reason))
-                    continue
-                rows.append(row)
-    except FileNotFoundError:  # another reader is settling this batch
-        return 0
+    for path in sorted(batch.glob(f"*{_SEALED}")):
+        for line in path.read_bytes().splitlines():
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+                row["ts"] = datetime.fromisoformat(row["ts"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                bad.append((line.decode(errors="replace"), f"unreadable spool line: {exc}"))
+                continue
+            missing = [name for name in required if row.get(name) is None]
+            if missing:
+                reason = f"{event_type}: required field {missing[0]!r} is empty"
+                bad.append((line.decode(errors="replace"), reason))
+                continue
+            rows.append(row)
     name = f"spool-{batch.name.removeprefix('settle-')}.parquet"
     if rows:
         write(event_type, rows, name)
@@ -193,7 +211,4 @@ def _seal_orphans(folder: Path) -> None:
         pid = rest
         if writer_host != host or not pid.isdigit() or pid_alive(int(pid)):
             continue
-        try:
-            os.replace(path, folder / f"{writer}-orphan{_SEALED}")
-        except FileNotFoundError:
-            continue
+        os.replace(path, folder / f"{writer}-orphan{_SEALED}")
