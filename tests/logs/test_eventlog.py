@@ -273,3 +273,39 @@ def test_append_generated_writes_queryable_rows_and_refuses_missing_required(tmp
     assert got["output"].tolist() == [0.0, 0.25] and got["arm"].tolist()[1] == "challenger"
     with pytest.raises(ValidationError, match="required field 'model'"):
         log.append_generated("prediction", [{**rows[0], "model": None}])
+
+
+def test_connect_builds_only_the_views_asked_for(log):
+    rows = [
+        {
+            "event_id": f"c{i}",
+            "ts": "2026-01-01T10:00:00Z",
+            "impression_id": f"i{i}",
+            "user_id": "u1",
+            "item_id": "x1",
+        }
+        for i in (1, 2)
+    ]
+    log.append("click", rows)
+    con = log.connect(["click"])
+    try:
+        views = {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+    finally:
+        con.close()
+    assert views == {"click"}
+    everything = log.connect()
+    try:
+        views = {
+            r[0]
+            for r in everything.execute(
+                "SELECT table_name FROM information_schema.tables"
+            ).fetchall()
+        }
+    finally:
+        everything.close()
+    assert {"click", "impression", "prediction", "dead_letter"} <= views
+    # a query names its tables; one that names none (SHOW TABLES) sees every view
+    assert int(log.sql("SELECT count(*) AS n FROM click")["n"].iloc[0]) == 2
+    assert "impression" in set(log.sql("SHOW TABLES")["name"])

@@ -16,6 +16,7 @@ JSON-lines spool (:mod:`loopml.logs.spool`) and become Parquet when the log is n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -299,21 +300,27 @@ class EventLog:
         )
 
     # -- reading -----------------------------------------------------------------------
-    def connect(self) -> duckdb.DuckDBPyConnection:
+    def connect(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with one de-duplicated view per event type plus ``dead_letter``.
 
         Views union every schema version by column name; a column a version lacks reads
-        as NULL. Timestamps are UTC.
+        as NULL. Timestamps are UTC. ``tables`` limits the views to those named (each
+        view reads the footers of its type's files, so a query of one type should not
+        pay for every type).
         """
         import duckdb
 
+        wanted = set(event_types()) | {"dead_letter"} if tables is None else set(tables)
         self.settle()
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         if not self.files.local:
             con.register_filesystem(self.files.fs)
         for kind in event_types():
-            con.execute(f'CREATE VIEW "{kind}" AS {self._view_sql(con, kind)}')
+            if kind in wanted:
+                con.execute(f'CREATE VIEW "{kind}" AS {self._view_sql(con, kind)}')
+        if "dead_letter" not in wanted:
+            return con
         dead = self.files.glob(f"{DEAD_LETTER}/*/*.parquet")
         if dead:
             body = f"SELECT * FROM {_read_sql(self.files, DEAD_LETTER)}"
@@ -343,7 +350,7 @@ class EventLog:
         import duckdb
         import pandas as pd
 
-        con = self.connect()
+        con = self.connect(tables_in(query) or None)  # e.g. SHOW TABLES: every view
         try:
             rel = con.sql(query)
             return to_frame(rel) if rel is not None else pd.DataFrame()
@@ -367,7 +374,7 @@ class EventLog:
         out = dict.fromkeys(event_types(), 0)
         if stored:
             query = " UNION ALL ".join(f"SELECT '{k}', count(*) FROM \"{k}\"" for k in stored)
-            con = self.connect()
+            con = self.connect(stored)
             try:
                 out.update({k: int(n) for k, n in con.execute(query).fetchall()})
             finally:
@@ -395,7 +402,7 @@ class EventLog:
 
             where += " AND ts < $before"
             params["before"] = utc(before)
-        con = self.connect()
+        con = self.connect(())  # reads the files directly: no views needed
         try:
             rows = con.sql(
                 f'SELECT DISTINCT CAST("{column}" AS VARCHAR) FROM '
@@ -414,6 +421,18 @@ class EventLog:
             day = path.rsplit("/", 2)[-2].removeprefix("date=")
             out.setdefault(day, []).append(path)
         return dict(sorted(out.items()))
+
+
+def tables_in(query: str) -> list[str]:
+    """The event tables (and ``dead_letter``) a query names, as whole words.
+
+    >>> tables_in('SELECT count(*) FROM click JOIN "impression" USING (impression_id)')
+    ['click', 'impression']
+    """
+    import re
+
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query.lower()))
+    return [k for k in (*event_types(), "dead_letter") if k in words]
 
 
 def to_frame(rel: duckdb.DuckDBPyRelation) -> pd.DataFrame:

@@ -203,7 +203,7 @@ def prediction_log_ops(events: Any, model: str, start: Any, end: Any) -> dict[st
         "AS p95, quantile_cont(latency_ms, 0.99) AS p99 FROM prediction "
         "WHERE model = ? AND ts >= ? AND ts < ? GROUP BY version ORDER BY version"
     )
-    con = events.connect()
+    con = events.connect(("prediction",))
     try:
         rows = con.execute(query, [model, to_utc(start), to_utc(end)]).fetchall()
     finally:

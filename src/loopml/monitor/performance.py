@@ -71,7 +71,7 @@ def labelled_predictions(
     params = [micros, now_ts, micros, metric, now_ts, model, to_utc(start), to_utc(end)]
     from loopml.logs.eventlog import to_frame
 
-    con = events.connect()
+    con = events.connect(("prediction", "feedback"))
     try:
         return to_frame(con.execute(query, params))
     finally:

@@ -107,7 +107,7 @@ def prediction_frame(
         params.append(int(version))
     from loopml.logs.eventlog import to_frame
 
-    con = events.connect()
+    con = events.connect(("prediction",))
     try:
         raw = to_frame(con.execute(query + " ORDER BY ts", params))
     finally:

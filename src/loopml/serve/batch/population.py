@@ -53,7 +53,7 @@ def build_population(
     as_of = pd.Timestamp(dt.date.fromisoformat(score_date), tz="UTC")
     since = as_of - pd.Timedelta(days=active_days)
     params = {"lo": since.to_pydatetime(), "hi": as_of.to_pydatetime()}
-    con = log.connect()
+    con = log.connect(("impression",))
     try:
         users = [
             r[0]
