@@ -12,12 +12,21 @@ metadata database holds when the server starts:
 Each is served by one uvicorn worker on loopback and loaded with ``wrk`` at 1 and 32
 connections, round-robin (every server runs throughout, and each round loads them in
 turn, so the shared machine's background load falls on all alike); every figure is the
-median of ``--repeats`` rounds. A second, in-process
-section times the bare data plane, the idle router and an A/B router on the same model
-(median of 3,000 calls each), which isolates the router's own cost from the machine's noise. Run::
+median of ``--repeats`` rounds. Besides requests per second, each run reads the server
+process's CPU time (all its threads, so the background writes of assignments count)
+and divides by the requests served: CPU per request is far steadier than throughput on
+a machine shared with other work.
+
+A second, in-process section times the bare data plane, the data plane called with the
+arguments a routed request carries (a pinned version for half the units, the arm and
+unit for its log), the idle router and an A/B router on the same model: the median
+wall time per call, and the process CPU per call (mean, the writer thread included;
+every path yields to the event loop every 16 calls so background work runs as in a
+server). It isolates the router's own cost from the machine's noise. Run::
 
     .venv/bin/python bench/rollout.py                  # 5 rounds x 5 s per figure
     .venv/bin/python bench/rollout.py --duration 3 --repeats 1
+    .venv/bin/python bench/rollout.py --in-process     # the in-process table only
 
 Needs ``wrk`` on PATH (Debian/Ubuntu: ``apt-get install -y wrk``).
 """
@@ -129,15 +138,27 @@ def lua_script(path: Path, bodies: list[str]) -> Path:
     return path
 
 
-def measure(ports: dict[str, int], script: Path, duration: float, repeats: int) -> dict:
+def measure(
+    servers: dict[str, tuple[subprocess.Popen, int]], script: Path, duration: float, repeats: int
+) -> dict:
     """Round-robin over the servers, so the shared machine's load hits every one alike."""
-    for port in ports.values():
+    import psutil
+
+    def cpu_s(proc: subprocess.Popen) -> float:
+        times = psutil.Process(proc.pid).cpu_times()
+        return times.user + times.system
+
+    for _, port in servers.values():
         wrk(port, script, 8, 2)  # warm-up
-    runs: dict[str, dict[int, list[dict]]] = {k: {1: [], 32: []} for k in ports}
+    runs: dict[str, dict[int, list[dict]]] = {k: {1: [], 32: []} for k in servers}
     for _ in range(repeats):
         for c in (1, 32):
-            for kind, port in ports.items():
-                runs[kind][c].append(wrk(port, script, c, duration))
+            for kind, (proc, port) in servers.items():
+                before = cpu_s(proc)
+                out = wrk(port, script, c, duration)
+                used = cpu_s(proc) - before
+                out["cpu_us"] = used / max(out["rps"] * duration, 1.0) * 1e6
+                runs[kind][c].append(out)
     return {
         kind: {
             c: {k: float(np.median([r[k] for r in rs])) for k in rs[0]} for c, rs in by_c.items()
@@ -153,12 +174,15 @@ def _store():  # noqa: ANN202
     return ExperimentStore(f"sqlite:///{tempfile.mkdtemp()}/bench.db")
 
 
-def in_process(project: str, calls: int = 3000) -> dict[str, float]:
-    """Median microseconds per call: the bare data plane, the server's own router with no
-    experiment (pass-through), and a router running a 50/50 A/B over the same data plane."""
+def in_process(project: str, calls: int = 3000) -> dict[str, dict[str, float]]:
+    """Per path, the median wall microseconds per call and the mean process CPU per call:
+    the bare data plane; the data plane called with a routed request's arguments; the
+    server's own router with no experiment (pass-through); a router running a 50/50 A/B
+    over the same data plane."""
     import asyncio
 
     from loopml.core.config import ProjectConfig
+    from loopml.rollout.assignment import bucket
     from loopml.rollout.records import ExperimentSpec
     from loopml.rollout.router import ExperimentRouter
     from loopml.serve.online.state import ServerState
@@ -166,19 +190,23 @@ def in_process(project: str, calls: int = 3000) -> dict[str, float]:
     cfg = ProjectConfig.load(project)
     rng = np.random.default_rng(0)
     rows = [{f"f{i}": [float(v)] for i, v in enumerate(r)} for r in rng.normal(size=(64, 8))]
+    units = [f"u{i}" for i in range(1000)]
+    unit_headers = [{"x-unit-id": u} for u in units]
+    arms = [0 if bucket("ab", u) < 0.5 else 1 for u in units]
 
-    async def timed(target, headers_for, n: int) -> list[float]:  # noqa: ANN001
+    async def timed(call, n: int, drain) -> tuple[list[float], float]:  # noqa: ANN001
         times = []
+        cpu = time.process_time()
         for i in range(n):
             t = time.perf_counter()
-            await target.infer("ctr", rows[i % 64], headers=headers_for(i))
+            await call(i)
             times.append(time.perf_counter() - t)
-        return times
+            if i % 16 == 15:
+                await asyncio.sleep(0)  # let background work (assignment writes) run
+        await drain()  # what this path left buffered is written on its own account
+        return times, time.process_time() - cpu
 
-    def unit(i: int) -> dict[str, str]:
-        return {"x-unit-id": f"u{i % 1000}"}
-
-    async def main() -> dict[str, float]:
+    async def main() -> dict[str, dict[str, float]]:
         state = ServerState(cfg, grpc=False)
         await state.dataplane.open()  # the built-in router: no experiment in this project
         await state.repository.start()
@@ -186,19 +214,50 @@ def in_process(project: str, calls: int = 3000) -> dict[str, float]:
         bare = state.dataplane.inner
         ab = ExperimentRouter(bare, _store(), tick_s=None)
         await ab.start(ExperimentSpec("ab", "ctr", "ab", ("production", "2")))
+        versions, names = (None, "2"), ("production", "2")
+
+        def as_routed(i: int):  # noqa: ANN202
+            u = i % 1000
+            return bare.infer(
+                "ctr",
+                rows[i % 64],
+                version=versions[arms[u]],
+                headers=unit_headers[u],
+                arm=names[arms[u]],
+                entity_id=units[u],
+            )
+
+        async def nothing() -> None:
+            return None
+
         paths = {
-            "dataplane": (bare, lambda i: {}),
-            "router-idle": (state.dataplane, lambda i: {}),
-            "router-ab": (ab, unit),
+            "dataplane": (lambda i: bare.infer("ctr", rows[i % 64], headers={}), nothing),
+            "dataplane, routed args": (as_routed, nothing),
+            "router-idle": (
+                lambda i: state.dataplane.infer("ctr", rows[i % 64], headers={}),
+                nothing,
+            ),
+            "router-ab": (
+                lambda i: ab.infer("ctr", rows[i % 64], headers=unit_headers[i % 1000]),
+                ab.flush,
+            ),
         }
+        for call, drain in paths.values():  # warm up every path before timing any
+            await timed(call, 200, drain)
         times: dict[str, list[float]] = {k: [] for k in paths}
+        cpu: dict[str, float] = dict.fromkeys(paths, 0.0)
         rounds = 6
         for _ in range(rounds):  # alternate, so background load hits every path alike
-            for key, (target, headers) in paths.items():
-                times[key] += await timed(target, headers, calls // rounds)
+            for key, (call, drain) in paths.items():
+                got, used = await timed(call, calls // rounds, drain)
+                times[key] += got
+                cpu[key] += used
         await ab.aclose()
         await state.shutdown()
-        return {k: float(np.median(v) * 1e6) for k, v in times.items()}
+        return {
+            k: {"us": float(np.median(v) * 1e6), "cpu_us": cpu[k] / len(v) * 1e6}
+            for k, v in times.items()
+        }
 
     return asyncio.run(main())
 
@@ -208,12 +267,22 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--repeats", type=int, default=5, help="rounds (median per figure)")
     parser.add_argument("--out", default=str(HERE / "results" / "rollout.md"))
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="only the in-process section (no wrk, nothing written): for development",
+    )
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--arg", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port, args.arg)
+        return
+    if args.in_process:
+        project = make_project(Path(tempfile.mkdtemp(prefix="loopml-bench-rollout-")))
+        for key, v in in_process(project).items():
+            print(f"{key:24s} wall {v['us']:6.1f} us/call   cpu {v['cpu_us']:6.1f} us/call")
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed; on Debian/Ubuntu: apt-get install -y wrk")
@@ -238,9 +307,7 @@ def main() -> None:
         for kind in KINDS:
             port = free_port()
             procs[kind] = (start(kind, port, projects[kind]), port)
-        results = measure(
-            {k: port for k, (_, port) in procs.items()}, script, args.duration, args.repeats
-        )
+        results = measure(procs, script, args.duration, args.repeats)
     finally:
         for proc, _ in procs.values():
             proc.terminate()
@@ -250,7 +317,8 @@ def main() -> None:
             x = results[kind][c]
             print(
                 f"{kind:12s} c={c:<3d} {x['rps']:8.0f} req/s  p50 {x['p50_ms']:7.3f} ms  "
-                f"p99 {x['p99_ms']:7.2f} ms  errors {x['errors']:.0f}",
+                f"p99 {x['p99_ms']:7.2f} ms  cpu {x['cpu_us']:6.1f} us/req  "
+                f"errors {x['errors']:.0f}",
                 flush=True,
             )
     micro = in_process(project)
@@ -261,21 +329,26 @@ def main() -> None:
 
 
 def render(
-    r: dict, micro: dict[str, float], duration: float, repeats: int, load: tuple[float, float]
+    r: dict,
+    micro: dict[str, dict[str, float]],
+    duration: float,
+    repeats: int,
+    load: tuple[float, float],
 ) -> str:
     base = r["baseline"]
     lines = [
         "## bench/rollout: the experiment router in front of the online service",
         "",
-        f"`.venv/bin/python bench/rollout.py --duration {duration:.0f} --repeats {repeats}` -- "
+        f"`.venv/bin/python bench/rollout.py --duration {duration:g} --repeats {repeats}` -- "
         "wrk -t1, loopback, one uvicorn worker, simple JSON route, 1,000 users rotated in "
         "X-Unit-Id; LightGBM 100 trees x2 versions; cache off; servers measured round-robin, "
-        "medians of the rounds; "
-        "2-core machine shared with other work. "
+        "medians of the rounds; CPU = the server process's CPU time (all threads) per "
+        "request served; 2-core machine shared with other work. "
         f"Load average {load[0]:.1f} before, {load[1]:.1f} after.",
         "",
-        "| server | c | req/s | vs baseline | p50 ms | p99 ms | p99 vs baseline | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server | c | req/s | vs baseline | p50 ms | p99 ms | p99 vs baseline "
+        "| CPU us/req | vs baseline | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind in KINDS:
         for c in (1, 32):
@@ -283,26 +356,32 @@ def render(
             lines.append(
                 f"| {kind} | {c} | {x['rps']:.0f} | {x['rps'] / b['rps']:.2f}x | "
                 f"{x['p50_ms']:.3f} | {x['p99_ms']:.2f} | {x['p99_ms'] / b['p99_ms']:.2f}x | "
-                f"{x['errors']:.0f} |"
+                f"{x['cpu_us']:.1f} | {x['cpu_us'] / b['cpu_us']:.2f}x | {x['errors']:.0f} |"
             )
     ab, sh = r["ab"][32], r["shadow"]
     lines += [
         "",
         f"- A/B 50/50 throughput at 32 connections: {ab['rps'] / base[32]['rps']:.0%} of "
-        "baseline (goal >= 90%)",
+        f"baseline (goal >= 90%); CPU per request {ab['cpu_us'] / base[32]['cpu_us']:.2f}x "
+        "baseline",
         f"- shadow, champion p99 at 1 connection: {sh[1]['p99_ms']:.2f} ms vs "
         f"{base[1]['p99_ms']:.2f} ms baseline ({sh[1]['p99_ms'] / base[1]['p99_ms']:.2f}x; "
         f"goal <= 1.10x); at 32 connections {sh[32]['p99_ms'] / base[32]['p99_ms']:.2f}x, "
         f"throughput {sh[32]['rps'] / base[32]['rps']:.0%} (the challenger's compute runs in "
         "the same process)",
         "",
-        "In-process, median per `infer` call (3,000 calls, one row, same model):",
+        "In-process, per `infer` call (3,000 calls per path, one row, same model; wall = "
+        "median, CPU = process CPU per call, writer thread included):",
         "",
-        "| path | us/call | vs data plane |",
-        "|---|---|---|",
+        "| path | wall us/call | vs data plane | CPU us/call | vs data plane |",
+        "|---|---|---|---|---|",
     ]
-    for key, value in micro.items():
-        lines.append(f"| {key} | {value:.1f} | {value / micro['dataplane']:.2f}x |")
+    d = micro["dataplane"]
+    for key, v in micro.items():
+        lines.append(
+            f"| {key} | {v['us']:.1f} | {v['us'] / d['us']:.2f}x | {v['cpu_us']:.1f} | "
+            f"{v['cpu_us'] / d['cpu_us']:.2f}x |"
+        )
     lines.append("")
     return "\n".join(lines)
 

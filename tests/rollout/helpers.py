@@ -3,6 +3,7 @@ serve them, and the closed loop (request -> ranking -> world's clicks -> feedbac
 
 from __future__ import annotations
 
+import datetime
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -143,10 +144,19 @@ async def dataplane(
 
 class Feed:
     """The closed loop: a user asks for a feed, the ranker orders candidates, the world
-    clicks, the clicks go back to the experiment as feedback."""
+    clicks, the clicks go back to the experiment -- as feedback through the router, or,
+    with ``log``, only as impression and click events written to the event log (what
+    ``POST /v1/events`` does), for the experiment to join itself."""
 
     def __init__(
-        self, router: Any, experiment: str, seed: int, *, candidates: int = 20, slate: int = 5
+        self,
+        router: Any,
+        experiment: str,
+        seed: int,
+        *,
+        candidates: int = 20,
+        slate: int = 5,
+        log: Any = None,
     ) -> None:
         self.router = router
         self.experiment = experiment
@@ -154,7 +164,10 @@ class Feed:
         self.truth = truth()
         self.candidates = candidates
         self.slate = slate
+        self.log = log
+        self.seed = seed
         self.pending: list[dict[str, Any]] = []
+        self.impressions: list[dict[str, Any]] = []
         self.requests = 0
         self.clicks = 0
 
@@ -169,8 +182,33 @@ class Feed:
         order = np.argsort(-np.asarray(res.outputs["probability"]), kind="stable")[: self.slate]
         shown = cands[order]
         clicked = t.clicks(user, shown, self.rng)
-        for item in shown[clicked]:
-            self.pending.append({"request_id": res.request_id, "metric": "click", "item": item})
+        if self.log is None:
+            for item in shown[clicked]:
+                self.pending.append({"request_id": res.request_id, "metric": "click", "item": item})
+        else:
+            now = datetime.datetime.now(datetime.UTC)
+            for slot, (item, hit) in enumerate(zip(shown, clicked, strict=True)):
+                imp = f"imp-{self.seed}-{self.requests}-{slot}"
+                self.impressions.append(
+                    {
+                        "event_id": imp,
+                        "ts": now,
+                        "request_id": res.request_id,
+                        "user_id": str(user),
+                        "item_id": str(item),
+                        "position": slot,
+                    }
+                )
+                if hit:
+                    self.pending.append(
+                        {
+                            "event_id": f"click-{imp}",
+                            "ts": now,
+                            "impression_id": imp,
+                            "user_id": str(user),
+                            "item_id": str(item),
+                        }
+                    )
         self.requests += 1
         self.clicks += int(clicked.sum())
         return res
@@ -188,6 +226,14 @@ class Feed:
         await self.send()
 
     async def send(self) -> None:
+        if self.log is not None:
+            if self.impressions:
+                rows, self.impressions = self.impressions, []
+                assert self.log.append("impression", rows).rejected == 0
+            if self.pending:
+                rows, self.pending = self.pending, []
+                assert self.log.append("click", rows).rejected == 0
+            return
         if self.pending:
             rows, self.pending = self.pending, []
             out = await self.router.feedback(self.experiment, rows)

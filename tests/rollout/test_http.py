@@ -146,3 +146,60 @@ def test_shadow_then_promote_over_http_moves_the_alias(server):
         assert _predict(client).json()["version"] == 2  # unversioned traffic follows the alias
         again = client.post("/v1/experiments/http-shadow/promote", json={}, headers=AUTH)
         assert again.status_code == 409
+
+
+def test_ab_outcomes_from_events_posted_to_the_event_log_only(server):
+    """No feedback call: the client logs impressions (with the response's X-Request-Id)
+    and clicks on ``POST /v1/events``, as it would for analytics; the experiment's status
+    shows the clicks per arm, and asking again never counts them twice."""
+    import datetime as dt
+
+    spec = {"name": "http-events", "model": "ctr", "policy": "ab", "arms": "production,2"}
+    now = dt.datetime.now(dt.UTC).isoformat()
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.post("/v1/experiments", json=spec, headers=AUTH).status_code == 201
+        served = []
+        body = {
+            "inputs": [
+                {"name": f, "shape": [1], "datatype": "FP64", "data": [0.1]} for f in FEATURES
+            ]
+        }
+        for i in range(40):
+            unit = f"reader{i % 20}"
+            res = client.post("/v2/models/ctr/infer", json=body, headers={"x-unit-id": unit})
+            assert res.status_code == 200, res.text
+            arm = res.json()["parameters"]["arm"]
+            served.append((res.headers["x-request-id"], unit, arm))
+        impressions = [
+            {
+                "event_id": f"imp-{i}",
+                "ts": now,
+                "request_id": rid,
+                "user_id": unit,
+                "item_id": "story",
+                "position": 0,
+            }
+            for i, (rid, unit, _) in enumerate(served)
+        ]
+        clicked = served[:12]
+        clicks = [
+            {
+                "event_id": f"clk-{i}",
+                "ts": now,
+                "impression_id": f"imp-{i}",
+                "user_id": unit,
+                "item_id": "story",
+            }
+            for i, (_, unit, _) in enumerate(clicked)
+        ]
+        for kind, rows in (("impression", impressions), ("click", clicks)):
+            out = client.post("/v1/events", json={"event_type": kind, "rows": rows})
+            assert out.status_code == 200 and out.json()["accepted"] == len(rows), out.text
+        for _ in range(2):  # the status joins the log first; a second look adds nothing
+            status = client.get("/v1/experiments/http-events", headers=AUTH).json()
+            arms = {a["arm"]: a for a in status["arms"]}
+            assert sum(a["requests"] for a in arms.values()) == 40
+            for arm in ("production", "2"):
+                assert arms[arm]["positive"] == sum(1 for c in clicked if c[2] == arm)
+        assert {c[2] for c in clicked} == {"production", "2"}
+        client.post("/v1/experiments/http-events/stop", json={}, headers=AUTH)

@@ -82,6 +82,50 @@ def test_ab_declares_the_better_model_and_assignment_is_sticky(tmp_path):
     assert all(len(arms) == 1 for arms in units.values())  # sticky per user
 
 
+def test_routing_follows_the_bucket_function_through_the_unit_cache_reloads_and_ramps(tmp_path):
+    """The router remembers recent units' arms; what it serves must always be what the
+    stored bucket function says, on first sight, from the cache, after a reload, and
+    after a canary stage moves (when units below the new percentage change arm)."""
+    from loopml.rollout.assignment import bucket
+
+    units = [f"user{i}" for i in range(120)]
+    rows = {"user_id": ["u"], "item_id": ["i"]}
+
+    async def serve(router):
+        return {
+            u: (await router.infer("ranker", rows, headers={"x-unit-id": u})).arm for u in units
+        }
+
+    async def main():
+        router = await _router(tmp_path, {1: TruthScorer(GOOD, 1, 1), 2: TruthScorer(BAD, 2, 2)})
+        await router.start(ExperimentSpec("ab2", "ranker", "ab", ("production", "challenger")))
+        first, cached = await serve(router), await serve(router)
+        store = router.store
+        store.update("ab2", action="state", state={"note": "x"})  # a revision bump elsewhere
+        await router.tick()
+        reloaded = await serve(router)
+        await router.stop("ab2")
+        await router.start(_canary((10, 50, 100)))
+        stage0 = await serve(router)
+        store.update("can", action="advance", stage=1, reason="test")
+        await router.tick()
+        stage1 = await serve(router)
+        await router.aclose()
+        return first, cached, reloaded, stage0, stage1
+
+    first, cached, reloaded, stage0, stage1 = asyncio.run(main())
+    expected = {u: "production" if bucket("ab2", u) < 0.5 else "challenger" for u in units}
+    assert first == cached == reloaded == expected
+    assert set(expected.values()) == {"production", "challenger"}
+    for pct, served in ((0.10, stage0), (0.50, stage1)):
+        assert served == {
+            u: "challenger" if bucket("can", u) < pct else "production" for u in units
+        }
+    assert sum(a == "challenger" for a in stage1.values()) > sum(
+        a == "challenger" for a in stage0.values()
+    )
+
+
 def test_aa_declares_no_winner(tmp_path):
     async def main():
         same = TruthScorer(GOOD, 7, 1)

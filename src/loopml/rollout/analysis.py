@@ -1,11 +1,12 @@
 """An experiment's status: per-arm figures, the comparison, and the decision.
 
 Per arm: requests, errors and latency beside the business metric (its rate with a
-Wilson interval, or its mean). Each challenger is compared with the control (the
-first arm): the difference with its interval and the fixed-horizon z-test, plus the
-always-valid (mSPRT) p-value that may be watched continuously. The decision uses the
-sequential test, Bonferroni-corrected over the challengers, so watching the status
-page every minute does not turn noise into a winner.
+Wilson interval, or its mean for an amount such as revenue). Each challenger is
+compared with the control (the first arm): the difference with its interval and the
+fixed-horizon z-test, plus the always-valid (mSPRT) p-value that may be watched
+continuously -- for a difference of rates, or of means for an amount. The decision
+uses the sequential test, Bonferroni-corrected over the challengers, so watching the
+status page every minute does not turn noise into a winner.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from loopml.rollout.stats import (
     beta_prob_best,
     difference,
     mean_difference,
+    mean_sums,
     percentiles,
     proportion_ci,
     sample_size,
+    sample_size_means,
     sequential_mean,
+    sequential_mean_difference,
     sequential_two_proportions,
 )
 from loopml.rollout.store import ExperimentStore
@@ -60,18 +64,39 @@ def summarize(store: ExperimentStore, exp: Experiment) -> dict[str, Any]:
                     )
                 )
             }
-    base = out["arms"][0]["rate"] if out["arms"] else None
-    if spec.mde is not None and base is not None and 0.0 < base < 1.0 - spec.mde:
-        out["sample_size"] = {
-            "per_arm": sample_size(base, spec.mde, alpha=spec.alpha),
-            "baseline": base,
-            "mde": spec.mde,
-        }
+    plan = _plan(exp, out["arms"], out.get("comparisons"))
+    if plan is not None:
+        out["sample_size"] = plan
     out["events"] = [
         {k: e[k] for k in ("ts", "action", "stage", "reason", "actor")}
         for e in store.events(exp.name)
     ]
     return out
+
+
+def _plan(
+    exp: Experiment, arms: list[dict[str, Any]], comparisons: list[dict[str, Any]] | None
+) -> dict[str, Any] | None:
+    """The fixed-horizon sample size per arm for the spec's ``mde``, if it can be planned."""
+    spec = exp.spec
+    if spec.mde is None or not arms:
+        return None
+    control = arms[0]
+    if comparisons and comparisons[0]["kind"] == "mean":
+        var = control["metric_var"]
+        if not var or var <= 0:
+            return None
+        sd = var**0.5
+        per_arm = sample_size_means(sd, spec.mde, alpha=spec.alpha)
+        return {"per_arm": per_arm, "baseline": control["metric_mean"], "sd": sd, "mde": spec.mde}
+    base = control["rate"]
+    if base is None or not 0.0 < base < 1.0 - spec.mde:
+        return None
+    return {
+        "per_arm": sample_size(base, spec.mde, alpha=spec.alpha),
+        "baseline": base,
+        "mde": spec.mde,
+    }
 
 
 def always_valid_looks(store: ExperimentStore, exp: Experiment) -> dict[str, float]:
@@ -145,7 +170,6 @@ def _binary(exp: Experiment, arms: list[dict[str, Any]]) -> bool:
 def _comparisons(exp: Experiment, arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
     spec = exp.spec
     control = arms[0]
-    tau = spec.mde or _DEFAULT_TAU
     binary = _binary(exp, arms)
     running_min = dict(exp.state.get("always_valid_p", {}))
     out = []
@@ -156,9 +180,14 @@ def _comparisons(exp: Experiment, arms: list[dict[str, Any]]) -> list[dict[str, 
             )
             p_seq = float(
                 sequential_two_proportions(
-                    control["positive"], control["requests"], arm["positive"], arm["requests"], tau
+                    control["positive"],
+                    control["requests"],
+                    arm["positive"],
+                    arm["requests"],
+                    spec.mde or _DEFAULT_TAU,
                 )[-1]
             )
+            base = control["rate"]
         else:
             d = mean_difference(
                 control["metric_mean"] or 0.0,
@@ -168,7 +197,14 @@ def _comparisons(exp: Experiment, arms: list[dict[str, Any]]) -> list[dict[str, 
                 arm["metric_var"] or 0.0,
                 arm["requests"],
             )
-            p_seq = 1.0
+            sums_a = mean_sums(control["metric_mean"], control["metric_var"], control["requests"])
+            sums_b = mean_sums(arm["metric_mean"], arm["metric_var"], arm["requests"])
+            p_seq = float(
+                sequential_mean_difference(
+                    *sums_a, control["requests"], *sums_b, arm["requests"], tau=spec.mde
+                )[-1]
+            )
+            base = control["metric_mean"]
         p_seq = min(p_seq, float(running_min.get(arm["arm"], 1.0)))
         out.append(
             {
@@ -179,13 +215,21 @@ def _comparisons(exp: Experiment, arms: list[dict[str, Any]]) -> list[dict[str, 
                 "diff": d.diff,
                 "diff_low": d.low,
                 "diff_high": d.high,
-                "relative_lift": d.diff / control["rate"] if binary and control["rate"] else None,
+                "relative_lift": d.diff / base if base else None,
                 "z": d.z,
                 "p_value": d.p_value,
                 "always_valid_p": p_seq,
+                "always_valid_test": _TESTS[binary],
             }
         )
     return out
+
+
+#: What the always-valid p-value of a comparison tests, by whether the metric is a rate.
+_TESTS = {
+    True: "mSPRT, difference of rates (normal mixture)",
+    False: "mSPRT, difference of means (normal mixture, plug-in variances)",
+}
 
 
 def _decide(
@@ -193,25 +237,27 @@ def _decide(
 ) -> dict[str, Any]:
     spec = exp.spec
     alpha = spec.alpha / max(1, len(comparisons))
+    means = bool(comparisons) and comparisons[0]["kind"] == "mean"
+    test = f"sequential (mSPRT on {'means' if means else 'rates'})"
     better = [c for c in comparisons if c["always_valid_p"] < alpha and c["diff"] > 0]
     worse = [c for c in comparisons if c["always_valid_p"] < alpha and c["diff"] < 0]
     if better:
         best = max(better, key=lambda c: c["diff"])
         return {
             "winner": best["arm"],
-            "test": "sequential (mSPRT)",
+            "test": test,
             "reason": f"{best['arm']} beats {best['vs']} on {spec.metric} by {best['diff']:+.4f} "
             f"(always-valid p={best['always_valid_p']:.3g} < {alpha:.3g})",
         }
     if worse and len(worse) == len(comparisons):
         return {
             "winner": arms[0]["arm"],
-            "test": "sequential (mSPRT)",
+            "test": test,
             "reason": f"every challenger is worse than {arms[0]['arm']} on {spec.metric}",
         }
     return {
         "winner": None,
-        "test": "sequential (mSPRT)",
+        "test": test,
         "reason": f"no arm differs from {arms[0]['arm']} at alpha={spec.alpha} yet",
     }
 

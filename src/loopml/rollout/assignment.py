@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from itertools import accumulate
 
 _SCALE = float(1 << 64)
+_blake2b = hashlib.blake2b
 
 
 def bucket(salt: str, unit_id: str) -> float:
@@ -25,7 +26,25 @@ def bucket(salt: str, unit_id: str) -> float:
     >>> round(bucket("exp1", "u42"), 6) != round(bucket("exp2", "u42"), 6)
     True
     """
-    digest = hashlib.blake2b(unit_id.encode(), digest_size=8, key=salt.encode()[:64]).digest()
+    return keyed_bucket(salt_key(salt), unit_id)
+
+
+def salt_key(salt: str) -> bytes:
+    """The hash key of an experiment (computed once per experiment, not per request)."""
+    return salt.encode()[:64]
+
+
+def keyed_bucket(key: bytes, unit_id: str) -> float:
+    """:func:`bucket` with the key already encoded (the router's per-request form).
+
+    The function is part of what is stored: assignments already written (and every
+    user's experience so far) depend on it, so changing it would silently move users
+    between arms of a running experiment. Keep it as is.
+
+    >>> keyed_bucket(salt_key("exp1"), "u42") == bucket("exp1", "u42")
+    True
+    """
+    digest = _blake2b(unit_id.encode(), digest_size=8, key=key).digest()
     return int.from_bytes(digest, "big") / _SCALE
 
 

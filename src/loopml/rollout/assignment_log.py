@@ -28,35 +28,50 @@ class AssignmentLog:
         self.written = 0
         self.lost = 0
         self._rows: list[tuple[Any, ...]] = []
+        #: below this many buffered rows an add needs no other check
+        self._fast = min(flush_rows - 1, max_rows)
         self._flushing: asyncio.Task | None = None
+        self._lock: asyncio.Lock | None = None
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def add(self, row: tuple[Any, ...]) -> None:
         """Buffer one row; start a background write once a batch is full."""
-        if len(self._rows) >= self.max_rows:
+        rows = self._rows
+        if len(rows) < self._fast:
+            rows.append(row)  # the per-request case: one comparison, one append
+            return
+        if len(rows) >= self.max_rows:
             self.lost += 1
             return
-        self._rows.append(row)
-        if len(self._rows) >= self.flush_rows and self._flushing is None:
+        rows.append(row)
+        if len(rows) >= self.flush_rows and self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self.flush())
+            self._flushing.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task) -> None:
+        self._flushing = None
 
     async def flush(self) -> int:
-        """Write what is buffered now; on failure the rows stay for the next try."""
-        if not self._rows:
-            self._flushing = None
-            return 0
-        rows, self._rows = self._rows, []
-        try:
-            await asyncio.to_thread(self.store.add_assignments, rows)
-        except Exception as exc:  # noqa: BLE001 - serving goes on; rows are retried
-            room = self.max_rows - len(self._rows)
-            self._rows[:0] = rows[:room]
-            self.lost += max(0, len(rows) - room)
-            log.error("writing %d experiment assignments failed: %s", len(rows), exc)
-            return 0
-        finally:
-            self._flushing = None
-        self.written += len(rows)
-        return len(rows)
+        """Write what is buffered now; on failure the rows stay for the next try.
+
+        Writes run one at a time, so when this returns every row added before the call
+        is in the database (a reader that flushes first sees them all).
+        """
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self._rows:
+                return 0
+            rows, self._rows = self._rows, []
+            try:
+                await asyncio.to_thread(self.store.add_assignments, rows)
+            except Exception as exc:  # noqa: BLE001 - serving goes on; rows are retried
+                room = self.max_rows - len(self._rows)
+                self._rows[:0] = rows[:room]
+                self.lost += max(0, len(rows) - room)
+                log.error("writing %d experiment assignments failed: %s", len(rows), exc)
+                return 0
+            self.written += len(rows)
+            return len(rows)

@@ -54,7 +54,6 @@ async def interleave(
             if isinstance(err_a, BaseException):
                 raise err_a
             return routed(res_a, spec.name, spec.arms[0])  # both answered from the fallback
-        router._remember(rid, spec.name, spec.arms[ok])
         return routed(good, spec.name, spec.arms[ok])
     key = next((k for k in _SCORES if k in res_a.outputs), None)
     if key is None or key not in res_b.outputs or np.ndim(res_a.outputs[key]) != 1:
@@ -79,9 +78,6 @@ async def interleave(
     for arm, res, lat in ((0, res_a, lat_a), (1, res_b, lat_b)):
         detail = json.dumps(team_items[arm])
         router._record(active, rid, unit, arm, "interleave", lat, None, None, res, detail)
-    router._remember(
-        rid, spec.name, {item: spec.arms[t] for t, group in enumerate(team_items) for item in group}
-    )
     merged = InferResult(model_name, res_a.version, outputs, n, rid, max(lat_a, lat_b))
     return routed(merged, spec.name, "interleaved")
 

@@ -140,7 +140,7 @@ def record_feedback(
     missing = [r["request_id"] for r in clean if r["request_id"] not in known]
     if missing:
         for rid, found in store.assignments_for(exp.name, missing).items():
-            known[rid] = _arm_map(found)
+            known[rid] = arm_map(found)
     stored: list[dict[str, Any]] = []
     for row in clean:
         target = known.get(row["request_id"])
@@ -193,7 +193,7 @@ def _feedback_row(exp: Experiment, row: Mapping[str, Any], i: int) -> dict[str, 
     return out
 
 
-def _arm_map(found: list[dict[str, Any]]) -> str | dict[str, str]:
+def arm_map(found: list[dict[str, Any]]) -> str | dict[str, str]:
     """A request's arm, or ``{item: arm}`` when it was interleaved."""
     teams: dict[str, str] = {}
     for row in found:

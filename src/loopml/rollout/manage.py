@@ -39,6 +39,7 @@ def start_experiment(
     guardrails: dict[str, float] | None = None,
     unit_header: str = "x-unit-id",
     seed: int | None = None,
+    attribution_window_s: float = 86_400.0,
     actor: str = "cli",
 ) -> dict[str, Any]:
     """``loopml experiment start NAME --model M --policy P --arms a,b [...]``."""
@@ -56,6 +57,7 @@ def start_experiment(
             "guardrails": Guardrails.from_dict(guardrails).to_dict(),
             "unit_header": unit_header,
             "seed": seed,
+            "attribution_window_s": attribution_window_s,
         }
     )
     registry = _registry(cfg)
@@ -66,13 +68,36 @@ def start_experiment(
 
 
 def experiment_status(cfg: ProjectConfig, name: str | None = None) -> dict[str, Any]:
-    """``loopml experiment status [NAME]``: one experiment in full, or a list of all."""
+    """``loopml experiment status [NAME]``: one experiment in full, or a list of all.
+
+    The project's event log is joined first, so outcomes logged as events count.
+    """
     from loopml.rollout.analysis import summarize
 
     store = ExperimentStore.from_config(cfg)
     if name is None:
         return {"experiments": [e.to_dict() for e in store.list()]}
-    return summarize(store, store.get(name))
+    exp = store.get(name)
+    _join(cfg, store, exp)
+    return summarize(store, exp)
+
+
+def join_experiment_events(cfg: ProjectConfig, name: str, full: bool = False) -> dict[str, Any]:
+    """``loopml experiment join NAME [--full]``: attribute the event log's clicks,
+    conversions and feedback to the experiment's arms now (``full``: from its start)."""
+    store = ExperimentStore.from_config(cfg)
+    return _join(cfg, store, store.get(name), full=full)
+
+
+def _join(cfg: ProjectConfig, store: ExperimentStore, exp: Any, full: bool = False) -> dict:
+    from loopml.logs.eventlog import EventLog
+    from loopml.rollout.eventjoin import join_events
+
+    log = EventLog.from_config(cfg)
+    settle = getattr(log, "settle", None)
+    if settle is not None:
+        settle()  # events still in a serving worker's spool count too
+    return join_events(store, log, exp, full=full)
 
 
 def stop_experiment(
@@ -109,4 +134,6 @@ def report_experiment(cfg: ProjectConfig, name: str, out: str | Path) -> Path:
     from loopml.rollout.report import write_report
 
     store = ExperimentStore.from_config(cfg)
-    return write_report(store, store.get(name), out)
+    exp = store.get(name)
+    _join(cfg, store, exp)
+    return write_report(store, exp, out)

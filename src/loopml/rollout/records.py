@@ -31,8 +31,10 @@ class ExperimentSpec:
 
     ``arms`` are version refs of ``model`` (an alias such as ``production`` or a
     number); the first arm is the control / champion. ``metric`` names the feedback
-    the decision is made on; ``mde`` (absolute) sizes the fixed-horizon test and tunes
-    the sequential one.
+    the decision is made on; ``mde`` (absolute: a rate difference, or an amount in
+    the metric's units) sizes the fixed-horizon test and tunes the sequential one.
+    Behaviour events in the event log count for a request when they happen at most
+    ``attribution_window_s`` after it (see :mod:`loopml.rollout.eventjoin`).
 
     >>> ExperimentSpec("e1", "ctr", "ab", ("production", "challenger")).checked().weights
     (0.5, 0.5)
@@ -57,6 +59,7 @@ class ExperimentSpec:
     shadow_sample: float = 1.0
     auto_promote: bool = False
     seed: int | None = None
+    attribution_window_s: float = 86_400.0
 
     def checked(self) -> ExperimentSpec:
         """This spec with defaults filled in, or a ValidationError naming the field."""
@@ -92,10 +95,18 @@ class ExperimentSpec:
                 raise ValidationError(
                     f"{key} must be in ({low}, {high:g}], got {value!r}", field=key
                 )
-        if self.mde is not None and not 0.0 < self.mde < 1.0:
+        if self.mde is not None and not (0.0 < self.mde < math.inf):
             raise ValidationError(
-                f"mde (minimum detectable effect, absolute) must be in (0, 1), got {self.mde!r}",
+                f"mde (minimum detectable effect, absolute: 0.005 for half a point of a rate, "
+                f"or in the metric's units for an amount) must be > 0, got {self.mde!r}",
                 field="mde",
+            )
+        window = self.attribution_window_s
+        if isinstance(window, bool) or not isinstance(window, int | float) or not window > 0:
+            raise ValidationError(
+                f"attribution_window_s (how long after a request its user's events count for "
+                f"it) must be a number of seconds > 0, e.g. 86400, got {window!r}",
+                field="attribution_window_s",
             )
         check_name(self.metric, "metric")
         header = self.unit_header.strip().lower()
@@ -103,7 +114,14 @@ class ExperimentSpec:
             raise ValidationError(
                 "unit_header must name a header, e.g. x-unit-id", field="unit_header"
             )
-        return replace(self, arms=arms, weights=weights, ramp=ramp, unit_header=header)
+        return replace(
+            self,
+            arms=arms,
+            weights=weights,
+            ramp=ramp,
+            unit_header=header,
+            attribution_window_s=float(window),
+        )
 
     def _weights(self, k: int) -> tuple[float, ...]:
         if self.weights is None:
@@ -145,6 +163,7 @@ class ExperimentSpec:
             "shadow_sample": self.shadow_sample,
             "auto_promote": self.auto_promote,
             "seed": self.seed,
+            "attribution_window_s": self.attribution_window_s,
         }
 
     @classmethod

@@ -16,7 +16,7 @@ import numpy as np
 from loopml.core.report import HtmlReport
 from loopml.rollout.analysis import summarize
 from loopml.rollout.records import Experiment
-from loopml.rollout.stats import sequential_two_proportions
+from loopml.rollout.stats import sequential_mean_difference, sequential_two_proportions
 from loopml.rollout.store import ExperimentStore
 
 _POINTS = 300
@@ -46,7 +46,9 @@ def write_report(store: ExperimentStore, exp: Experiment, out: str | Path) -> Pa
         rep.heading("Comparison with the control").table(summary["comparisons"])
         rep.text(
             "p_value is the fixed-horizon z-test (valid read once, at the planned sample "
-            "size); always_valid_p is the mSPRT p-value, valid however often it is read.",
+            "size); always_valid_p is the mSPRT p-value, valid however often it is read "
+            "(for a rate: the difference of rates; for an amount such as revenue: the "
+            "difference of means).",
             note=True,
         )
     if "sample_size" in summary:
@@ -56,10 +58,15 @@ def write_report(store: ExperimentStore, exp: Experiment, out: str | Path) -> Pa
             f"{ss['mde']:+.4f} on a baseline of {ss['baseline']:.4f}."
         )
     timeline = store.timeline(exp.name, kind="serve")
+    means = bool(summary.get("comparisons")) and summary["comparisons"][0]["kind"] == "mean"
     if summary["arms"] and any(a["requests"] for a in summary["arms"]):
-        rep.figure(_rates_figure(summary["arms"], spec.metric), "metric per arm, 95% interval")
+        rep.figure(
+            _rates_figure(summary["arms"], spec.metric, means), "metric per arm, 95% interval"
+        )
     if timeline and spec.policy in ("ab", "bandit", "canary"):
-        rep.figure(_path_figure(store, exp, timeline), "traffic share and always-valid p-value")
+        rep.figure(
+            _path_figure(store, exp, timeline, means), "traffic share and always-valid p-value"
+        )
     rep.figure(_latency_figure(store, exp), "latency per arm (ms)")
     if spec.policy == "shadow":
         rep.heading("Shadow comparison").table([_flat(summary["shadow"])])
@@ -88,43 +95,69 @@ def _flat(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _rates_figure(arms: list[dict[str, Any]], metric: str) -> Any:
+def _rates_figure(arms: list[dict[str, Any]], metric: str, means: bool = False) -> Any:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     names = [a["arm"] for a in arms]
-    rates = np.array([a["rate"] or 0.0 for a in arms])
-    low = np.array([a["rate_low"] if a["rate_low"] is not None else 0.0 for a in arms])
-    high = np.array([a["rate_high"] if a["rate_high"] is not None else 0.0 for a in arms])
+    if means:  # an amount: the mean per request with its normal 95% interval
+        rates = np.array([a["metric_mean"] or 0.0 for a in arms])
+        half = np.array(
+            [
+                1.96 * np.sqrt((a["metric_var"] or 0.0) / a["requests"]) if a["requests"] else 0.0
+                for a in arms
+            ]
+        )
+        low, high = rates - half, rates + half
+    else:
+        rates = np.array([a["rate"] or 0.0 for a in arms])
+        low = np.array([a["rate_low"] if a["rate_low"] is not None else 0.0 for a in arms])
+        high = np.array([a["rate_high"] if a["rate_high"] is not None else 0.0 for a in arms])
     ax.bar(names, rates, color="#4c72b0", alpha=0.8)
     ax.errorbar(names, rates, yerr=[rates - low, high - rates], fmt="none", color="black")
-    ax.set_ylabel(f"{metric} rate")
+    ax.set_ylabel(f"{metric} {'mean per request' if means else 'rate'}")
     ax.set_title(f"{metric} per arm")
     return fig
 
 
-def _path_figure(store: ExperimentStore, exp: Experiment, timeline: list[tuple]) -> Any:
+def _path_figure(
+    store: ExperimentStore, exp: Experiment, timeline: list[tuple], means: bool = False
+) -> Any:
     import matplotlib.pyplot as plt
 
     arms = list(exp.spec.arms)
     index = {a: i for i, a in enumerate(arms)}
     credits = store.request_outcomes(exp.name, exp.spec.metric)
     arm_idx = np.array([index.get(r[2], 0) for r in timeline])
-    hit = np.array([credits.get(r[1], {}).get(r[2], 0.0) > 0 for r in timeline])
+    value = np.array([credits.get(r[1], {}).get(r[2], 0.0) for r in timeline])
+    hit = value > 0
     onehot = np.eye(len(arms))[arm_idx]
     n = np.cumsum(onehot, axis=0)
     s = np.cumsum(onehot * hit[:, None], axis=0)
+    total = np.cumsum(onehot * value[:, None], axis=0)
+    total_sq = np.cumsum(onehot * (value * value)[:, None], axis=0)
     step = max(1, len(timeline) // _POINTS)
     at = np.arange(step - 1, len(timeline), step)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
-    total = n[at].sum(axis=1)
+    served = n[at].sum(axis=1)
     for i, arm in enumerate(arms):
-        top.plot(at + 1, n[at, i] / total, label=arm)
+        top.plot(at + 1, n[at, i] / served, label=arm)
     top.set_ylabel("traffic share")
     top.legend()
-    tau = exp.spec.mde or 0.01
     for i, arm in enumerate(arms[1:], start=1):
-        p = sequential_two_proportions(s[at, 0], n[at, 0], s[at, i], n[at, i], tau)
+        if means:
+            p = sequential_mean_difference(
+                total[at, 0],
+                total_sq[at, 0],
+                n[at, 0],
+                total[at, i],
+                total_sq[at, i],
+                n[at, i],
+                tau=exp.spec.mde,
+            )
+        else:
+            tau = exp.spec.mde or 0.01
+            p = sequential_two_proportions(s[at, 0], n[at, 0], s[at, i], n[at, i], tau)
         bottom.plot(at + 1, p, label=f"{arm} vs {arms[0]}")
     bottom.axhline(exp.spec.alpha, color="red", linestyle="--", label=f"alpha={exp.spec.alpha}")
     bottom.set_yscale("log")

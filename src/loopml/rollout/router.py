@@ -6,14 +6,18 @@ transport (REST, gRPC, async jobs) is then routed with no change of its own. A
 request for a model with a running experiment (and no explicit version) is assigned
 an arm by the experiment's policy, served by the data plane at that arm's version,
 and the assignment is buffered and written to the metadata database in a background
-thread. Everything else passes straight through.
+thread. Everything else passes straight through. Outcomes arrive through
+:meth:`ExperimentRouter.feedback` or, with no call at all, from behaviour events in the
+project's event log (:mod:`loopml.rollout.eventjoin`).
 
 Shadow mirrors run as tasks created after the champion has answered, so they never
 add to the champion's latency; at most ``max_shadow`` run at once and the rest are
 counted as dropped rather than queued without bound. A background tick (every
-``tick_s``) writes buffered assignments, notices experiments changed elsewhere (CLI,
-another worker) by their revision, steps canary ramps and refreshes bandit
-posteriors from the stored totals, so several server processes agree.
+``tick_s``) writes buffered assignments, joins new outcome events, notices experiments
+changed elsewhere (CLI, another worker) by their revision, steps canary ramps and
+refreshes bandit posteriors from the stored totals, so several server processes agree.
+Everything the tick reads is a handful of rows (per-arm totals kept at write time), so
+it costs the same on the first day of an experiment and on the hundredth.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import contextlib
 import inspect
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,10 +34,9 @@ import numpy as np
 
 from loopml.core.errors import LoopmlError
 from loopml.rollout import lifecycle
-from loopml.rollout.assignment import bucket
 from loopml.rollout.assignment_log import AssignmentLog
 from loopml.rollout.mirror import mirror
-from loopml.rollout.policies import BanditPolicy, ShadowPolicy, policy_for
+from loopml.rollout.policies import BanditPolicy, policy_for
 from loopml.rollout.records import Experiment, ExperimentSpec
 from loopml.rollout.routed import (
     ActiveExperiment,
@@ -48,7 +50,7 @@ from loopml.serve.online.dataplane import InferResult
 
 log = logging.getLogger("loopml.rollout")
 
-_RECENT = 100_000
+_now = time.time
 
 
 class ExperimentRouter:
@@ -64,6 +66,13 @@ class ExperimentRouter:
         For ``promote`` (moving the serving alias); None disables promotion here.
     tick_s:
         Seconds between background ticks; None means only explicit :meth:`tick` calls.
+    events:
+        The project's event log: behaviour events in it (clicks, conversions, feedback)
+        are joined to the experiments' assignments before every status and, unless
+        ``join_every_s`` is None, at a tick every ``join_every_s`` seconds (see
+        :mod:`loopml.rollout.eventjoin`). While the log holds no such events this costs
+        a file listing; the first real join loads DuckDB into the worker. None: outcomes
+        come only through :meth:`feedback`.
     """
 
     def __init__(
@@ -76,17 +85,22 @@ class ExperimentRouter:
         flush_rows: int = 2000,
         max_buffer: int = 200_000,
         max_shadow: int = 32,
+        events: Any = None,
+        join_every_s: float | None = 30.0,
     ) -> None:
         self.inner = dataplane
+        self.events = events
+        self.join_every_s = join_every_s
+        self._joined_at = 0.0
         self.store = store
         self.registry = registry
         self.tick_s = tick_s
         self.max_shadow = max_shadow
         self.assignments = AssignmentLog(store, flush_rows, max_buffer)
-        self.counts = {"routed": 0, "shadow": 0, "shadow_dropped": 0}
+        self._add = self.assignments.add
+        self.counts = {"shadow": 0, "shadow_dropped": 0}
         self._active: dict[str, ActiveExperiment] = {}
         self._revisions: dict[str, tuple[int, str]] = {}
-        self._recent: OrderedDict[str, tuple[str, Any]] = OrderedDict()
         self._shadows: set[asyncio.Task] = set()
         self._ticker: asyncio.Task | None = None
         self._loaded = False
@@ -101,6 +115,10 @@ class ExperimentRouter:
         """The router for a project: its metadata database and its registry."""
         registry = getattr(getattr(dataplane, "repository", None), "source", None)
         registry = getattr(registry, "registry", None)
+        if "events" not in kwargs:
+            from loopml.logs.eventlog import EventLog
+
+            kwargs["events"] = EventLog.from_config(cfg)
         return cls(dataplane, ExperimentStore.from_config(cfg), registry=registry, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
@@ -122,11 +140,17 @@ class ExperimentRouter:
         timeout_ms: float | None = None,
         protocol: str = "v2",
     ) -> InferResult:
-        """Predict like the data plane; route when ``model_name`` is under experiment."""
+        """Predict like the data plane; route when ``model_name`` is under experiment.
+
+        This is every request's path, so it is written for the interpreter: everything
+        about the experiment was worked out when it loaded (:class:`ActiveExperiment`),
+        a returning unit's arm is a dict lookup, the assignment is one tuple appended to
+        a list, and the data plane's own result is tagged in place.
+        """
         if not self._started:
             await self._first_load()
-        active = self._active.get(model_name) if version is None else None
-        if active is None:
+        active = self._active.get(model_name)
+        if active is None or version is not None:
             return await self.inner.infer(
                 model_name,
                 columns,
@@ -137,40 +161,118 @@ class ExperimentRouter:
                 timeout_ms=timeout_ms,
                 protocol=protocol,
             )
-        spec = active.experiment.spec
-        unit = (headers or {}).get(spec.unit_header)
+        unit = headers.get(active.header) if headers else None
         if unit is None and params:
             found = params.get("unit_id")
             unit = str(found) if found is not None else None
-        position = bucket(spec.name, unit) if unit else float(active.rng.random())
-        rid = request_id or (headers or {}).get("x-request-id") or next_request_id()
-        call = dict(
-            headers=headers, params=params, request_id=rid, timeout_ms=timeout_ms, protocol=protocol
-        )
-        self.counts["routed"] += 1
-        policy = active.policy
-        if policy.kind == "interleave":
+        kind = active.kind
+        if kind == "interleave":
             from loopml.rollout.interleaved import interleave
 
+            call = _call_args(headers, params, _rid(request_id, headers), timeout_ms, protocol)
             return await interleave(self, active, model_name, columns, unit, call)
-        arm = policy.choose(position, active.rng)
-        result, latency, error = await self._call(active, arm, model_name, columns, unit, call)
-        if error is not None and policy.kind == "canary" and arm == 1:
-            # a failing challenger must not fail the user: the champion answers instead
-            self._record(active, rid, unit, arm, "serve", latency, error, None, result)
+        arm = active.units.get(unit) if unit is not None else None  # a returning unit
+        if arm is None:
+            arm = active.arm_for(unit)
+        start = time.perf_counter()
+        try:
+            if self._log_arm:
+                result = await self.inner.infer(
+                    model_name,
+                    columns,
+                    version=active.versions[arm],
+                    headers=headers,
+                    params=params,
+                    request_id=request_id,
+                    timeout_ms=timeout_ms,
+                    protocol=protocol,
+                    arm=active.arms[arm],
+                    entity_id=unit,
+                )
+            else:
+                result = await self.inner.infer(
+                    model_name,
+                    columns,
+                    version=active.versions[arm],
+                    headers=headers,
+                    params=params,
+                    request_id=request_id,
+                    timeout_ms=timeout_ms,
+                    protocol=protocol,
+                )
+        except LoopmlError as exc:
+            if exc.status_code < 500:
+                raise  # the caller's input: not the arm's failure
+            latency = (time.perf_counter() - start) * 1000.0
+            call = _call_args(headers, params, _rid(request_id, headers), timeout_ms, protocol)
+            return await self._failed(
+                active, arm, unit, latency, exc, None, model_name, columns, call
+            )
+        rid = result.request_id  # the caller's, or the data plane's own
+        if result.fallback:
+            call = _call_args(headers, params, rid, timeout_ms, protocol)
+            return await self._failed(
+                active,
+                arm,
+                unit,
+                result.latency_ms,
+                result.fallback,
+                result,
+                model_name,
+                columns,
+                call,
+            )
+        self._add(
+            (
+                active.name,
+                rid,
+                unit,
+                active.arms[arm],
+                result.version,
+                "serve",
+                _now(),
+                result.latency_ms,
+                False,
+                score_of(result) if kind == "shadow" else None,
+                None,
+            )
+        )
+        if kind == "bandit":
+            active.policy.observe(arm)  # type: ignore[union-attr]
+        elif kind == "shadow" and active.policy.mirror(active.rng):  # type: ignore[union-attr]
+            call = _call_args(headers, params, rid, timeout_ms, protocol)
+            mirror(self, active, model_name, columns, unit, call)
+        return routed(result, active.name, active.arms[arm])
+
+    async def _failed(
+        self,
+        active: ActiveExperiment,
+        arm: int,
+        unit: str | None,
+        latency: float,
+        error: Any,
+        result: InferResult | None,
+        model_name: str,
+        columns: Mapping[str, Any],
+        call: dict[str, Any],
+    ) -> InferResult:
+        """An arm failed (a 5xx, or the data plane answered its fallback): record it, and
+        for a canary let the champion answer, so a failing challenger never fails a user."""
+        kind = active.kind
+        score = score_of(result) if kind == "shadow" else None
+        self._record(active, call["request_id"], unit, arm, "serve", latency, error, score, result)
+        if kind == "canary" and arm == 1:
             result, _, _ = await self._call(
                 active, 0, model_name, columns, unit, call, raising=True
             )
-            return routed(result, spec.name, spec.arms[0])
-        self._record(active, rid, unit, arm, "serve", latency, error, score_of(result), result)
-        if isinstance(policy, BanditPolicy):
-            policy.observe(arm)
-        elif isinstance(policy, ShadowPolicy) and policy.mirror(active.rng):
+            return routed(result, active.name, active.arms[0])  # type: ignore[arg-type]
+        if kind == "bandit":
+            active.policy.observe(arm)  # type: ignore[union-attr]
+        elif kind == "shadow" and active.policy.mirror(active.rng):  # type: ignore[union-attr]
             mirror(self, active, model_name, columns, unit, call)
         if result is None:
-            raise error  # type: ignore[misc]
-        self._remember(rid, spec.name, spec.arms[arm])
-        return routed(result, spec.name, spec.arms[arm])
+            raise error
+        return routed(result, active.name, active.arms[arm])
 
     async def _call(
         self,
@@ -184,12 +286,13 @@ class ExperimentRouter:
     ) -> tuple[InferResult | None, float, Any]:
         """One data-plane call for ``arm``: (result or None, latency ms, error or None).
 
-        A 4xx (the caller's input) is raised at once; a failure of the model (a 5xx, or
-        an answer from the fallback) is returned as the arm's error.
+        Mirrors, interleaving and the canary's fallback to the champion use it. A 4xx
+        (the caller's input) is raised at once; a failure of the model (a 5xx, or an
+        answer from the fallback) is returned as the arm's error.
         """
         extra = {}
         if self._log_arm:
-            extra = {"arm": active.experiment.spec.arms[arm], "entity_id": unit}
+            extra = {"arm": active.arms[arm], "entity_id": unit}
         start = time.perf_counter()
         try:
             result = await self.inner.infer(
@@ -216,28 +319,22 @@ class ExperimentRouter:
         result: InferResult | None,
         detail: str | None = None,
     ) -> None:
-        spec = active.experiment.spec
         # a tuple in ASSIGNMENT_COLUMNS order: the cheapest thing to build per request
-        self.assignments.add(
+        self._add(
             (
-                spec.name,
+                active.name,
                 rid,
                 unit,
-                spec.arms[arm],
+                active.arms[arm],
                 result.version if result is not None else None,
                 kind,
-                time.time(),
+                _now(),
                 latency,
                 error is not None,
                 score,
                 detail if detail is not None else describe(error),
             )
         )
-
-    def _remember(self, rid: str, experiment: str, target: Any) -> None:
-        self._recent[rid] = (experiment, target)
-        if len(self._recent) > _RECENT:
-            self._recent.popitem(last=False)
 
     # -- control -----------------------------------------------------------------------------
     async def start(self, spec: ExperimentSpec, actor: str = "admin-api") -> Experiment:
@@ -281,20 +378,28 @@ class ExperimentRouter:
 
         await self.flush()
         exp = await asyncio.to_thread(self.store.get, name)
+        if self.events is not None:
+            await self._join(exp)
         return await asyncio.to_thread(summarize, self.store, exp)
+
+    async def _join(self, exp: Experiment) -> dict[str, Any] | None:
+        """Join the event log's new outcome events to ``exp`` (a failure is logged only:
+        the events stay in the log and the next run reads them)."""
+        from loopml.rollout.eventjoin import has_events, join_events
+
+        try:
+            if not await asyncio.to_thread(has_events, self.events):
+                return None  # nothing logged yet: no DuckDB in the worker for nothing
+            return await asyncio.to_thread(join_events, self.store, self.events, exp)
+        except Exception as exc:  # noqa: BLE001 - a bad file must not stop the tick
+            log.warning("joining the event log to experiment %s failed: %s", exp.name, exc)
+            return None
 
     async def feedback(self, name: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Join outcomes to their assignments (see :func:`lifecycle.record_feedback`)."""
         exp = await asyncio.to_thread(self.store.get, name)
-        known = {}
-        for row in rows:
-            rid = row.get("request_id") if isinstance(row, Mapping) else None
-            hit = self._recent.get(rid) if isinstance(rid, str) else None
-            if hit is not None and hit[0] == name:
-                known[rid] = hit[1]
-        if len(known) < len(rows):
-            await self.flush()  # the assignment may still be in the buffer
-        out = await asyncio.to_thread(lifecycle.record_feedback, self.store, exp, rows, known)
+        await self.flush()  # the assignments may still be in the buffer
+        out = await asyncio.to_thread(lifecycle.record_feedback, self.store, exp, rows)
         active = self._active.get(exp.spec.model)
         if active is not None and isinstance(active.policy, BanditPolicy):
             index = {a: i for i, a in enumerate(exp.spec.arms)}
@@ -335,7 +440,10 @@ class ExperimentRouter:
                 policy.set_counts(wins, trials)
             rng = old.rng if old is not None and old.experiment.name == exp.name else _rng(exp)
             versions = await self._versions(exp.spec)
-            active[exp.spec.model] = ActiveExperiment(exp, policy, versions, rng)
+            now = ActiveExperiment(exp, policy, versions, rng)
+            if old is not None and now.sticky and now.same_routing(old):
+                now.units = old.units  # the same units land in the same arms: keep them
+            active[exp.spec.model] = now
         self._active = active
         self._revisions = await asyncio.to_thread(self.store.revisions)
         self._loaded = True
@@ -359,8 +467,16 @@ class ExperimentRouter:
         return out
 
     async def tick(self) -> None:
-        """Write assignments, pick up outside changes, step canaries, refresh bandits."""
+        """Write assignments, join new events, pick up outside changes, step canaries,
+        refresh bandits."""
         await self.flush()
+        now = time.monotonic()
+        every = self.join_every_s
+        if self.events is not None and every is not None and now - self._joined_at >= every:
+            self._joined_at = now
+            for active in list(self._active.values()):
+                if active.kind != "shadow":  # shadow traffic is compared, not judged
+                    await self._join(active.experiment)
         revisions = await asyncio.to_thread(self.store.revisions)
         if revisions != self._revisions:
             await self.reload()
@@ -405,6 +521,28 @@ class ExperimentRouter:
         if self._shadows:
             await asyncio.wait(list(self._shadows), timeout=5.0)
         await self.flush()
+
+
+def _rid(request_id: str | None, headers: Mapping[str, str] | None) -> str:
+    """The request's id as the data plane would pick it (for paths that need it first)."""
+    return request_id or (headers or {}).get("x-request-id") or next_request_id()
+
+
+def _call_args(
+    headers: Mapping[str, str] | None,
+    params: Mapping[str, Any] | None,
+    request_id: str,
+    timeout_ms: float | None,
+    protocol: str,
+) -> dict[str, Any]:
+    """A request's data-plane arguments, for the paths that call it more than once."""
+    return {
+        "headers": headers,
+        "params": params,
+        "request_id": request_id,
+        "timeout_ms": timeout_ms,
+        "protocol": protocol,
+    }
 
 
 def _rng(exp: Experiment) -> np.random.Generator:

@@ -149,25 +149,28 @@ def mean_difference(
 
 
 # -- always-valid inference ------------------------------------------------------------------
-def msprt_likelihood_ratio(estimate: Any, variance: Any, tau: float) -> np.ndarray:
+def msprt_likelihood_ratio(estimate: Any, variance: Any, tau: Any) -> np.ndarray:
     """The Gaussian mixture likelihood ratio for ``H0: theta == 0``.
 
     ``estimate`` is the observed effect (e.g. a difference of rates) and ``variance``
     its sampling variance; the mixing prior on the effect is ``N(0, tau**2)``, so
     ``tau`` is the size of effect the test is most sensitive to. Arrays are taken
-    element-wise (a path of looks). Where the variance is 0 (no data yet) it is 1.
+    element-wise (a path of looks), ``tau`` too. Where the variance is 0 (no data yet)
+    it is 1.
     """
-    if not tau > 0:
+    t = np.asarray(tau, dtype=np.float64)
+    if not np.all(t > 0):
         raise ValidationError(
             f"tau must be > 0 (the effect size the test is tuned for), got {tau!r}",
             field="tau",
         )
     est = np.asarray(estimate, dtype=np.float64)
     var = np.asarray(variance, dtype=np.float64)
-    t2 = tau * tau
-    with np.errstate(divide="ignore", invalid="ignore"):
+    t2 = t * t
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_lr = 0.5 * np.log(var / (var + t2)) + est * est * t2 / (2.0 * var * (var + t2))
-    return np.where(var > 0, np.exp(np.minimum(log_lr, 700.0)), 1.0)
+        out = np.exp(np.minimum(log_lr, 700.0))
+    return np.where((var > 0) & np.isfinite(log_lr), out, 1.0)
 
 
 def always_valid_pvalues(estimate: Any, variance: Any, tau: float) -> np.ndarray:
@@ -227,6 +230,78 @@ def sequential_mean(total: Any, total_sq: Any, n: Any, tau: float) -> np.ndarray
     return always_valid_pvalues(mean, var_mean, tau)
 
 
+#: Looks with fewer units than this per arm are not read: a variance estimated from a
+#: handful of (mostly zero) amounts is too unstable for the normal approximation.
+MIN_UNITS_FOR_MEANS = 100
+#: Without an absolute ``tau`` the mixture is tuned to an effect of this many standard
+#: deviations of the metric (revenue per unit: small effects on a noisy amount).
+DEFAULT_EFFECT_SD = 0.05
+
+
+def sequential_mean_difference(
+    total_a: Any,
+    total_sq_a: Any,
+    n_a: Any,
+    total_b: Any,
+    total_sq_b: Any,
+    n_b: Any,
+    tau: float | None = None,
+    effect_sd: float = DEFAULT_EFFECT_SD,
+) -> np.ndarray:
+    """Always-valid p-values for ``H0: mean_b == mean_a`` of an amount (revenue per
+    unit, time spent), from each arm's cumulative sum, sum of squares and count, one
+    entry per look.
+
+    The mSPRT of Johari et al. for a difference of means: the observed difference
+    against a normal mixture ``N(0, tau**2)`` over the true one, its variance the
+    plug-in ``var_a / n_a + var_b / n_b`` (each arm's own variance, as Welch's test).
+    ``tau`` is in the metric's units; left None it is ``effect_sd`` times the pooled
+    standard deviation at that look, which makes the test scale-free (it then depends
+    on the data only through the z statistic and the counts). Looks with fewer than
+    :data:`MIN_UNITS_FOR_MEANS` per arm count as no evidence.
+
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.exponential(1.0, 20_000), rng.exponential(1.1, 20_000)
+    >>> n = np.arange(1, 20_001)
+    >>> p = sequential_mean_difference(
+    ...     np.cumsum(a), np.cumsum(a * a), n, np.cumsum(b), np.cumsum(b * b), n
+    ... )
+    >>> bool(p[-1] < 0.01), bool(np.all(np.diff(p) <= 0))
+    (True, True)
+    """
+    if tau is not None and not tau > 0:
+        raise ValidationError(f"tau must be > 0 (in the metric's units), got {tau!r}", field="tau")
+    if not effect_sd > 0:
+        raise ValidationError(f"effect_sd must be > 0, got {effect_sd!r}", field="effect_sd")
+    ta, qa, na, tb, qb, nb = (
+        np.atleast_1d(np.asarray(x, dtype=np.float64))
+        for x in (total_a, total_sq_a, n_a, total_b, total_sq_b, n_b)
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_a, mean_b = ta / na, tb / nb
+        ss_a = np.maximum(qa - na * mean_a * mean_a, 0.0)  # sums of squared deviations
+        ss_b = np.maximum(qb - nb * mean_b * mean_b, 0.0)
+        var = ss_a / (na - 1) / na + ss_b / (nb - 1) / nb
+        pooled_sd = np.sqrt((ss_a + ss_b) / (na + nb - 2))
+    ok = (na >= MIN_UNITS_FOR_MEANS) & (nb >= MIN_UNITS_FOR_MEANS) & np.isfinite(var) & (var > 0)
+    est = np.where(ok, mean_b - mean_a, 0.0)
+    var = np.where(ok, var, 0.0)
+    scale = np.full_like(var, float(tau)) if tau is not None else effect_sd * pooled_sd
+    scale = np.where(ok & (scale > 0), scale, 1.0)
+    return always_valid_pvalues(est, var, scale)
+
+
+def mean_sums(mean: float | None, var: float | None, n: float) -> tuple[float, float]:
+    """``(sum, sum of squares)`` of ``n`` values back from their mean and sample variance.
+
+    >>> mean_sums(2.0, 1.0, 3)
+    (6.0, 14.0)
+    """
+    if not n or mean is None:
+        return 0.0, 0.0
+    return mean * n, (var or 0.0) * (n - 1) + n * mean * mean
+
+
 # -- planning -----------------------------------------------------------------------------------
 def sample_size(
     baseline: float,
@@ -269,6 +344,26 @@ def sample_size(
         baseline * (1 - baseline) + target * (1 - target)
     )
     return math.ceil(top * top / (effect * effect))
+
+
+def sample_size_means(sd: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Units per arm for a two-sided test of a difference of means to detect ``mde``
+    (absolute, in the metric's units) when the metric's standard deviation is ``sd``.
+
+    >>> sample_size_means(sd=10.0, mde=1.0)
+    1570
+    """
+    if not sd > 0 or not mde > 0:
+        raise ValidationError(
+            f"sd and mde must be > 0, got sd={sd!r}, mde={mde!r}", field="mde" if sd > 0 else "sd"
+        )
+    if not 0.0 < alpha < 1.0 or not 0.0 < power < 1.0:
+        raise ValidationError(
+            f"alpha and power must be in (0, 1), got alpha={alpha!r}, power={power!r}",
+            field="alpha",
+        )
+    z = _NORMAL.inv_cdf(1 - alpha / 2) + _NORMAL.inv_cdf(power)
+    return math.ceil(2.0 * (z * sd / mde) ** 2)
 
 
 def percentiles(values: Sequence[float] | np.ndarray, qs: Sequence[float]) -> list[float | None]:
