@@ -11,17 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopml.rollout.store import ExperimentStore
+
+if TYPE_CHECKING:
+    from loopml.rollout.assignment_writer import AssignmentWriter
 
 log = logging.getLogger("loopml.rollout")
 
 
 class AssignmentLog:
-    """A bounded buffer of assignment tuples (``ASSIGNMENT_COLUMNS`` order) for one store."""
+    """A bounded buffer of assignment tuples (``ASSIGNMENT_COLUMNS`` order) for one store.
 
-    def __init__(self, store: ExperimentStore, flush_rows: int = 2000, max_rows: int = 200_000):
+    ``store`` is anything with the store's ``add_assignments``: the store itself, or a
+    server's :class:`~loopml.rollout.assignment_writer.AssignmentWriter`.
+    """
+
+    def __init__(
+        self,
+        store: ExperimentStore | AssignmentWriter,
+        flush_rows: int = 2000,
+        max_rows: int = 200_000,
+    ):
         self.store = store
         self.flush_rows = flush_rows
         self.max_rows = max_rows

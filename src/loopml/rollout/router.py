@@ -87,6 +87,7 @@ class ExperimentRouter:
         max_shadow: int = 32,
         events: Any = None,
         join_every_s: float | None = 30.0,
+        writer: Any = None,
     ) -> None:
         self.inner = dataplane
         self.events = events
@@ -96,7 +97,8 @@ class ExperimentRouter:
         self.registry = registry
         self.tick_s = tick_s
         self.max_shadow = max_shadow
-        self.assignments = AssignmentLog(store, flush_rows, max_buffer)
+        self.writer = writer
+        self.assignments = AssignmentLog(writer or store, flush_rows, max_buffer)
         self._add = self.assignments.add
         self.counts = {"shadow": 0, "shadow_dropped": 0}
         self._active: dict[str, ActiveExperiment] = {}
@@ -119,7 +121,13 @@ class ExperimentRouter:
             from loopml.logs.eventlog import EventLog
 
             kwargs["events"] = EventLog.from_config(cfg)
-        return cls(dataplane, ExperimentStore.from_config(cfg), registry=registry, **kwargs)
+        store = ExperimentStore.from_config(cfg)
+        if "writer" not in kwargs:
+            from loopml.rollout.assignment_writer import AssignmentWriter
+
+            # a server writes its assignment rows from a child process (see the module)
+            kwargs["writer"] = AssignmentWriter(store.url)
+        return cls(dataplane, store, registry=registry, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         # everything that is not routing (lookup, repository, metrics...) is the data plane's
@@ -521,6 +529,8 @@ class ExperimentRouter:
         if self._shadows:
             await asyncio.wait(list(self._shadows), timeout=5.0)
         await self.flush()
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.close)
 
 
 def _rid(request_id: str | None, headers: Mapping[str, str] | None) -> str:
