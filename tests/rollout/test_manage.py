@@ -112,3 +112,56 @@ def test_canary_report_shows_the_rollback_and_its_reason(cfg, tmp_path):
     assert "stage 1 (5%): error rate" in html and html.count("<img") >= 3
     with pytest.raises(ConflictError, match="rolled_back"):
         manage.promote_experiment(cfg, "can")
+
+
+def test_cli_starts_with_an_attribution_window_and_joins_logged_clicks(cfg):
+    import datetime as dt
+    import json
+
+    from typer.testing import CliRunner
+
+    from loopml.cli.main import app
+    from loopml.logs.eventlog import EventLog
+
+    runner = CliRunner()
+    root = str(cfg.root)
+    out = runner.invoke(
+        app,
+        [
+            "experiment", "start", "web", "--model", "ctr", "--policy", "ab",
+            "--arms", "production,challenger", "--attribution-window", "600",
+            "--project", root,
+        ],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["attribution_window_s"] == 600
+    store = ExperimentStore.from_config(cfg)
+    now = time.time()
+    store.add_assignments(
+        [
+            {
+                "experiment": "web", "request_id": f"r{i}", "unit_id": f"u{i}",
+                "arm": "production" if i % 2 else "challenger", "version": None,
+                "kind": "serve", "ts": now, "latency_ms": 1.0, "error": False,
+                "score": None, "detail": None,
+            }
+            for i in range(4)
+        ]
+    )  # fmt: skip
+    # outcomes only logged as events: feedback naming the request
+    stamp = dt.datetime.fromtimestamp(now + 1, dt.UTC).isoformat()
+    logged = EventLog.from_config(cfg).append(
+        "feedback",
+        [
+            {"event_id": f"f{i}", "ts": stamp, "request_id": f"r{i}", "metric": "click",
+             "value": 1.0}
+            for i in (0, 1)
+        ],
+    )  # fmt: skip
+    assert logged.accepted == 2
+    for _ in range(2):  # joining twice counts each event once
+        out = runner.invoke(app, ["experiment", "join", "web", "--project", root])
+        assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["accepted"] == 0  # the second run stored nothing again
+    totals = store.outcome_totals("web", "click")
+    assert totals["production"]["positive"] == 1 and totals["challenger"]["positive"] == 1

@@ -34,11 +34,26 @@ def start(
     ramp: Annotated[
         str | None, typer.Option(help="Canary ramp in percent, e.g. 1,5,25,50,100.")
     ] = None,
-    metric: Annotated[str, typer.Option(help="Outcome metric from feedback.")] = "click",
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="click, conversion, conversion_value (revenue per request) or any feedback metric."
+        ),
+    ] = "click",
     alpha: float = 0.05,
     mde: Annotated[
-        float | None, typer.Option(help="Minimum detectable effect (for sample size).")
+        float | None,
+        typer.Option(
+            help="Minimum detectable effect, absolute: a rate difference, or an amount in "
+            "the metric's units (for the sample size)."
+        ),
     ] = None,
+    attribution_window: Annotated[
+        float,
+        typer.Option(
+            help="Seconds after a request during which its user's logged events count for it."
+        ),
+    ] = 86_400.0,
     seed: int | None = None,
     project: ProjectOpt = None,
 ) -> None:
@@ -57,7 +72,23 @@ def start(
         alpha=alpha,
         mde=mde,
         seed=seed,
+        attribution_window_s=attribution_window,
     )
+    typer.echo(json.dumps(out, default=str, indent=2))
+
+
+@experiment_app.command("join")
+def join(
+    name: str,
+    full: Annotated[
+        bool, typer.Option("--full", help="Read every event file again; adds only what is missing.")
+    ] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Attribute the event log's clicks, conversions and feedback to the arms now."""
+    from loopml.rollout.manage import join_experiment_events
+
+    out = join_experiment_events(open_project(project).config, name, full=full)
     typer.echo(json.dumps(out, default=str, indent=2))
 
 
