@@ -9,7 +9,10 @@ snapshot into the registry, on the embedded SQLite queue and on Redis Streams (t
 from the first consume to the last ack; process start-up is excluded).
 Throughput is labelled examples learnt per second (the learner also reads the profile
 and click events; bare loops do not). Mini-batch rows compare ``mini_batch=500`` with
-the bare per-event loop.
+the bare per-event loop. Every path runs once per repeat, in rotation, so a burst of
+load on the shared machine hits all of them alike; figures are medians. The Redis
+server's CPU (``INFO cpu``) is work the learner hands to another process: each Redis
+row is followed by the same runs with that CPU added.
 
     .venv/bin/python bench/stream.py [--impressions 30000] [--repeats 3] [--no-redis]
 """
@@ -18,10 +21,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
+import os
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from loopml.core.config import ProjectConfig, init_project
@@ -36,6 +43,7 @@ from loopml.storage.queues import open_queue
 
 REDIS = "redis://127.0.0.1:6379/13"  # not 15: test suites flush that one
 WINDOW = 1800.0
+BASELINE = "River bare `learn_one` loop (baseline)"
 
 
 def make_events(impressions: int) -> list[dict]:
@@ -74,6 +82,16 @@ def labelled_examples(events: list[dict]) -> list[tuple[dict, bool]]:
     return [(x, bool(y)) for _, _, x, y, _ in learner.trace_]
 
 
+@dataclass
+class Run:
+    """One timed run: examples learnt, wall and CPU seconds (and a server's CPU seconds)."""
+
+    n: int
+    wall: float
+    cpu: float
+    server_cpu: float = 0.0
+
+
 class Clock:
     """Wall and CPU time of one block: the machine is shared, so both are reported."""
 
@@ -85,28 +103,28 @@ class Clock:
         self.wall = time.perf_counter() - self.wall
         self.cpu = time.process_time() - self.cpu
 
-    def rates(self, n: int) -> tuple[float, float]:
-        return n / self.wall, n / self.cpu
+    def run(self, n: int, server_cpu: float = 0.0) -> Run:
+        return Run(n, self.wall, self.cpu, server_cpu)
 
 
-def bare_learn(model_name: str, examples, **params) -> tuple[float, float]:
+def bare_learn(model_name: str, examples, **params) -> Run:
     model = make_model(model_name, **params)
     with Clock() as c:
         for x, y in examples:
             model.learn_one(x, y)
-    return c.rates(len(examples))
+    return c.run(len(examples))
 
 
-def bare_progressive(model_name: str, examples, **params) -> tuple[float, float]:
+def bare_progressive(model_name: str, examples, **params) -> Run:
     model = make_model(model_name, **params)
     with Clock() as c:
         for x, y in examples:
             model.predict_proba_one(x)
             model.learn_one(x, y)
-    return c.rates(len(examples))
+    return c.run(len(examples))
 
 
-def bare_mini_batch(model_name: str, examples, size: int = 500, **params) -> tuple[float, float]:
+def bare_mini_batch(model_name: str, examples, size: int = 500, **params) -> Run:
     """The library's own mini-batch update on the same examples (no queue, no join)."""
     import pandas as pd
 
@@ -119,23 +137,73 @@ def bare_mini_batch(model_name: str, examples, size: int = 500, **params) -> tup
                 model.learn_dicts(xs[i : i + size], ys[i : i + size])
             else:
                 model.learn_many(pd.DataFrame(xs[i : i + size]), pd.Series(ys[i : i + size]))
-    return c.rates(len(examples))
+    return c.run(len(examples))
+
+
+def loopml_mini_batch(model_name: str, examples, size: int = 500, **params) -> Run:
+    """loopml's mini-batch update on the same examples (no queue, no join).
+
+    Each row goes through the model's stateless front, then ``learn_rows`` learns every
+    ``size`` rows (River's update step, gradient on a sparse matrix): the bare loop's
+    work, batched.
+    """
+    from loopml.serve.stream.features import compile_front
+    from loopml.serve.stream.models import learn_rows, split_stateless
+
+    front, final = split_stateless(make_model(model_name, **params))
+    transform = compile_front(front)
+    with Clock() as c:
+        xs, ys = [], []
+        for x, y in examples:
+            xs.append(transform(x))
+            ys.append(y)
+            if len(xs) == size:
+                learn_rows(final, xs, ys)
+                xs, ys = [], []
+        if xs:
+            learn_rows(final, xs, ys)
+    return c.run(len(examples))
 
 
 def in_memory_learner(
     events: list[dict], model: str, mini_batch: int = 1, window: float = WINDOW, **params
-) -> tuple[float, float]:
+) -> Run:
     """The learner without a queue: isolates what the queue, checkpoints and snapshots cost."""
-    from loopml.storage.queues.base import Message
+    from loopml.storage.queues.base import MessageBatch
 
     learner = OnlineLearner(
         model, label_window_s=window, mini_batch=mini_batch, model_params=params
     )
-    msgs = [Message("events", 0, str(i), (i, 0), None, e) for i, e in enumerate(events, 1)]
-    with Clock() as c:
-        for i in range(0, len(msgs), 1000):
-            learner.process_messages(msgs[i : i + 1000])
-    return c.rates(learner.n_learnt)
+    batches = []
+    for i in range(0, len(events), 1000):  # what one consume of 1000 delivers
+        chunk = copy.deepcopy(events[i : i + 1000])
+        seqs = range(i + 1, i + 1 + len(chunk))
+        batches.append(
+            MessageBatch(
+                "events",
+                [0] * len(chunk),
+                [str(s) for s in seqs],
+                [(s, 0) for s in seqs],
+                [None] * len(chunk),
+                chunk,
+            )
+        )
+    gc.freeze()  # as StreamRunner.run does: full collections skip what existed before
+    try:
+        with Clock() as c:
+            for batch in batches:
+                learner.process_messages(batch)
+    finally:
+        gc.unfreeze()
+    return c.run(learner.n_learnt)
+
+
+def redis_server_cpu() -> float:
+    """CPU seconds the Redis server has used so far (user + system), from INFO."""
+    import redis
+
+    info = redis.Redis.from_url(REDIS).info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def full_learner(
@@ -145,12 +213,13 @@ def full_learner(
     mini_batch: int = 1,
     window: float = WINDOW,
     **params,
-) -> tuple[float, float]:
+) -> Run:
     root = Path(tempfile.mkdtemp()) / "proj"
     name = f"b{uuid.uuid4().hex[:8]}"
     init_project(root, name=name)
     text = (root / "loopml.toml").read_text()
-    if url.startswith("redis"):
+    redis = url.startswith("redis")
+    if redis:
         text = text.replace('queue = "sqlite:///.loopml/queue.db"', f'queue = "{url}"')
         (root / "loopml.toml").write_text(text)
     cfg = ProjectConfig.load(root)
@@ -169,20 +238,35 @@ def full_learner(
     )
     runner = open_runner(cfg, settings)  # start-up (imports, registry tables) is not timed
     try:
+        server = redis_server_cpu() if redis else 0.0
         with Clock() as c:
             report = runner.run(idle_timeout_s=0.0, block_ms=0)
+        server = redis_server_cpu() - server if redis else 0.0
         assert report.consumed == len(events) and len(report.snapshots) >= 3, report
-        return c.rates(report.status["counts"]["learnt"])
+        return c.run(report.status["counts"]["learnt"], server_cpu=server)
     finally:
         runner.queue.close()
-        if url.startswith("redis"):
+        if redis:
             with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
                 q.purge()
 
 
-def median(f, repeats: int) -> tuple[float, float]:
-    runs = [f() for _ in range(repeats)]
-    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+def rates(runs: list[Run], with_server: bool = False) -> tuple[float, float]:
+    """Median examples per second over wall time and over CPU time."""
+    wall = statistics.median(r.n / r.wall for r in runs)
+    cpu = statistics.median(r.n / (r.cpu + (r.server_cpu if with_server else 0.0)) for r in runs)
+    return wall, cpu
+
+
+def rotate(paths: dict[str, Callable[[], Run]], repeats: int) -> dict[str, list[Run]]:
+    """Each path once per repeat, in turn, so load bursts do not land on one path only."""
+    runs: dict[str, list[Run]] = {label: [] for label in paths}
+    for _ in range(repeats):
+        for label, f in paths.items():
+            runs[label].append(f())
+            r = runs[label][-1]
+            print(f"  {label}: {r.n / r.cpu:,.0f}/s CPU, {r.n / r.wall:,.0f}/s wall", flush=True)
+    return runs
 
 
 def main() -> None:
@@ -196,89 +280,104 @@ def main() -> None:
     events = make_events(args.impressions)
     examples = labelled_examples(copy.deepcopy(events))
     print(f"{len(events):,} events, {len(examples):,} labelled examples")
-    rows = []
-
-    def row(model: str, path: str, rates: tuple[float, float], base: tuple[float, float]):
-        rows.append((model, path, rates[0], rates[0] / base[0], rates[1], rates[1] / base[1]))
-        print(rows[-1], flush=True)
-
     backends = [("SQLite queue", "sqlite")] + ([] if args.no_redis else [("Redis Streams", REDIS)])
-    bare_logreg = None
+    full_learner("sqlite", events, "logreg")  # first-use imports, not measured
+    rows: list[tuple[str, str, float, float, tuple[float, float]]] = []
+
+    def table(model: str, runs: dict[str, list[Run]], base: tuple[float, float]) -> None:
+        for path, rs in runs.items():
+            rows.append((model, path, *rates(rs), base))
+            if any(r.server_cpu for r in rs):
+                rows.append((model, f"{path}, Redis server CPU added", *rates(rs, True), base))
+
+    logreg_base = None
     for model in ("logreg", "hoeffding"):
-        bare = median(lambda m=model: bare_learn(m, examples), args.repeats)
-        bare_logreg = bare_logreg or bare
-        row(model, "River bare `learn_one` loop (baseline)", bare, bare)
-        row(
-            model,
-            "River bare `predict_proba_one` + `learn_one`",
-            median(lambda m=model: bare_progressive(m, examples), args.repeats),
-            bare,
-        )
-        row(
-            model,
-            "loopml learner in memory (join, metrics; no queue)",
-            median(lambda m=model: in_memory_learner(events, m), args.repeats),
-            bare,
-        )
+        paths: dict[str, Callable[[], Run]] = {
+            BASELINE: lambda m=model: bare_learn(m, examples),
+            "River bare `predict_proba_one` + `learn_one`": lambda m=model: bare_progressive(
+                m, examples
+            ),
+            "loopml learner in memory (join, metrics; no queue)": lambda m=model: in_memory_learner(
+                events, m
+            ),
+        }
         for label, url in backends:
-            row(
-                model,
-                f"loopml learner, {label} (queue, learn, snapshot)",
-                median(lambda u=url, m=model: full_learner(u, events, m), args.repeats),
-                bare,
+            paths[f"loopml learner, {label} (queue, learn, snapshot)"] = lambda u=url, m=model: (
+                full_learner(u, events, m)
             )
-    for mb_model in ("logreg", "sgd"):
-        row(
-            mb_model,
-            "bare mini-batch update, 500 rows (`learn_many`)",
-            median(lambda m=mb_model: bare_mini_batch(m, examples), args.repeats),
-            bare_logreg,
+        runs = rotate(paths, args.repeats)
+        base = rates(runs[BASELINE])
+        logreg_base = logreg_base or base
+        table(model, runs, base)
+
+    # mini-batches on the sparse CTR features, against the per-event logreg loop
+    paths = {
+        BASELINE: lambda: bare_learn("logreg", examples),
+        "River `learn_many` (pipeline, pandas frame), 500 rows": lambda: bare_mini_batch(
+            "logreg", examples
+        ),
+        "loopml mini-batch update (`learn_rows`, sparse), 500 rows": lambda: loopml_mini_batch(
+            "logreg", examples
+        ),
+    }
+    for label, url in backends:
+        paths[f"loopml learner, {label}, mini-batch 500"] = lambda u=url: full_learner(
+            u, events, "logreg", 500
         )
-        row(
-            mb_model,
-            "loopml learner, SQLite queue, mini-batch 500",
-            median(lambda m=mb_model: full_learner("sqlite", events, m, 500), args.repeats),
-            bare_logreg,
-        )
+    runs = rotate(paths, args.repeats)
+    base = rates(runs.pop(BASELINE))
+    table("logreg", runs, base)
+    runs = rotate(
+        {
+            "scikit-learn `partial_fit` (hashed), 500 rows": lambda: bare_mini_batch(
+                "sgd", examples
+            ),
+            "loopml learner, SQLite queue, mini-batch 500": lambda: full_learner(
+                "sqlite", events, "sgd", 500
+            ),
+        },
+        args.repeats,
+    )
+    table("sgd", runs, base)
+
     # dense numeric features (River's Phishing, repeated): where mini-batches pay off
     dense_events, dense_examples = dense_stream(len(examples))
     plain = {"crosses": ()}
-    base = median(lambda: bare_learn("logreg", dense_examples, **plain), args.repeats)
-    row("logreg, dense", "River bare `learn_one` loop (baseline)", base, base)
-    row(
-        "logreg, dense",
-        "bare mini-batch update, 500 rows (`learn_many`)",
-        median(lambda: bare_mini_batch("logreg", dense_examples, **plain), args.repeats),
-        base,
-    )
+    paths = {
+        BASELINE: lambda: bare_learn("logreg", dense_examples, **plain),
+        "River `learn_many` (pipeline, pandas frame), 500 rows": lambda: bare_mini_batch(
+            "logreg", dense_examples, **plain
+        ),
+        "loopml mini-batch update (`learn_rows`, sparse), 500 rows": lambda: loopml_mini_batch(
+            "logreg", dense_examples, **plain
+        ),
+    }
     for mb in (1, 500):
-        row(
-            "logreg, dense",
-            f"loopml learner, SQLite queue, mini-batch {mb}",
-            median(
-                lambda b=mb: full_learner("sqlite", dense_events, "logreg", b, 25, **plain),
-                args.repeats,
-            ),
-            base,
+        paths[f"loopml learner, SQLite queue, mini-batch {mb}"] = lambda b=mb: full_learner(
+            "sqlite", dense_events, "logreg", b, 25, **plain
         )
-    load = " / ".join(f"{v:.1f}" for v in __import__("os").getloadavg())
+    runs = rotate(paths, args.repeats)
+    table("logreg, dense", runs, rates(runs[BASELINE]))
+
+    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     lines = [
         "## Streaming learner (pattern 4): `bench/stream.py`",
         "",
         f"{len(events):,} simulated events ({len(examples):,} labelled impressions), median "
-        f"of {args.repeats} runs, labelled examples learnt per second. Ratios are against "
-        "River's bare `learn_one` loop over the same examples with the same model in the "
-        "same run (mini-batch rows: against the River logreg loop; dense rows: River's "
-        "Phishing data repeated, 9 numeric features). The machine is shared "
-        f"(load average {load} on 2 cores during the run), so CPU-time rates are given "
-        "too; the Redis server's own CPU is not in the CPU column.",
+        f"of {args.repeats} runs per path (the paths of a block run in rotation), labelled "
+        "examples learnt per second. Ratios are against River's bare `learn_one` loop over "
+        "the same examples with the same model, measured in the same block (mini-batch and "
+        "sgd rows: the logreg loop; dense rows: River's Phishing data repeated, 9 numeric "
+        f"features). The machine is shared (load average {load} on 2 cores at the end of "
+        "the run), so CPU-time rates are given too. The CPU column counts this process "
+        'only; rows marked "Redis server CPU added" add what the Redis server spent.',
         "",
         "| model | path | examples/s (wall) | ratio | examples/s (CPU) | ratio |",
         "|---|---|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {m} | {p} | {w:,.0f} | {rw:.2f}x | {c:,.0f} | {rc:.2f}x |"
-        for m, p, w, rw, c, rc in rows
+        f"| {m} | {p} | {w:,.0f} | {w / b[0]:.2f}x | {c:,.0f} | {c / b[1]:.2f}x |"
+        for m, p, w, c, b in rows
     ]
     flags = f"--impressions {args.impressions} --repeats {args.repeats}"
     flags += " --no-redis" if args.no_redis else ""

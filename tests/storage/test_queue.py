@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from loopml.core.errors import ClosedError, ConfigError, ValidationError
-from loopml.storage.queues import Queue, SeenIds, open_queue, partition_for
+from loopml.storage.queues import MessageBatch, Queue, SeenIds, open_queue, partition_for
 
 BACKENDS = ["sqlite", "redis"]
 
@@ -194,3 +194,41 @@ def test_bad_input_is_refused_with_the_field_named(queue: Queue) -> None:
 def test_unknown_scheme_names_the_choices(queue_spec) -> None:
     with pytest.raises(ConfigError, match="redis://"):
         open_queue("amqp://localhost")
+
+
+def test_a_batch_read_holds_the_same_messages_as_a_plain_read(queue_spec) -> None:
+    url, namespace = queue_spec
+    payloads = [{"event_id": f"e{i}", "n": i, "x": {"f": i / 3}} for i in range(40)]
+    keys = [None, "u1", 'quo"te', "ünï-ḱey", "u1"] * 8
+    with open_queue(url, namespace=namespace) as q:
+        q.create_topic("events", partitions=3)
+        q.publish_many("events", payloads, keys)
+        plain = q.consume("events", "a", "c", count=100)
+        batch = q.consume_batch("events", "b", "c", count=100)
+        assert len(batch) == len(plain) == 40
+        assert list(batch) == plain  # same topic, partition, id, position, key, payload
+        assert batch.payloads == [m.payload for m in plain]
+        assert len(q.consume_batch("events", "b", "c")) == 0
+        assert q.ack("events", "b", batch) == 40 and q.pending("events", "b") == 0
+
+
+def test_acking_part_of_a_batch_leaves_exactly_the_rest_pending(queue_spec) -> None:
+    url, namespace = queue_spec
+    with open_queue(url, namespace=namespace) as q:
+        for i in range(30):  # two topics interleaved: one topic's messages are not adjacent
+            q.publish("events", {"n": i})
+            q.publish("other", {"n": i})
+        first = q.consume_batch("events", "g", "c", count=12)
+        second = q.consume_batch("events", "g", "c", count=12)
+        done = [first[i] for i in (0, 1, 5, 11)] + [second[3]]
+        assert q.ack("events", "g", done) == 5
+        assert q.ack("events", "g", done) == 0  # twice changes nothing
+        assert q.pending("events", "g") == 19
+        left = q.recover("events", "g", "c")
+        assert [m.payload["n"] for m in left] == [
+            n for n in range(24) if n not in (0, 1, 5, 11, 15)
+        ]
+        assert all(m.deliveries == 2 for m in left)
+        assert q.ack("events", "g", MessageBatch.from_messages(left)) == 19
+        assert q.pending("events", "g") == 0 and q.pending("other", "g") == 0
+        assert q.lag("events", "g") == 6

@@ -177,3 +177,170 @@ def test_bad_events_are_dead_lettered_and_the_stream_goes_on(project_dir) -> Non
     learner = CheckpointStore(cfg.path("artifacts"), "phish").load().learner
     assert learner.counts_["invalid"] == 5
     assert learner.n_learnt + len(learner.join_) == 100  # every good example, none bad
+
+
+def _sim_events(days: int = 1, impressions: int = 3000) -> list[dict]:
+    from loopml.serve.stream.produce import event_payloads
+    from loopml.sim.config import WorldConfig
+    from loopml.sim.world import World
+
+    world = World(
+        WorldConfig(
+            days=days, impressions_per_day=impressions, n_users=300, n_items=40, format_change_day=0
+        )
+    )
+    return [p for p, _ in event_payloads(world.generate())]
+
+
+def _batches(events: list[dict], size: int) -> list:
+    from loopml.storage.queues.base import MessageBatch
+
+    out = []
+    for start in range(0, len(events), size):
+        chunk = events[start : start + size]
+        seqs = range(start + 1, start + 1 + len(chunk))
+        out.append(
+            MessageBatch(
+                "events",
+                [0] * len(chunk),
+                [str(s) for s in seqs],
+                [(s, 0) for s in seqs],
+                [None] * len(chunk),
+                chunk,
+            )  # fmt: skip
+        )
+    return out
+
+
+@pytest.mark.parametrize("model", ["logreg", "ftrl", "hoeffding"])
+def test_batched_fast_path_learns_exactly_what_the_event_by_event_path_learns(model: str) -> None:
+    """Batches, cached impression encoding and fast scoring change no number.
+
+    The traced learner takes the general path (raw features kept, one event at a time);
+    the other consumes delivered batches through the impression encoder and scorer.
+    """
+    events = _sim_events()
+    general = OnlineLearner(model, label_window_s=900, trace=True)
+    for e in events:
+        general.process(e)
+    fast = OnlineLearner(model, label_window_s=900)
+    assert (fast._encode is not None) == (model != "hoeffding") and general._encode is None
+    for batch in _batches(events, 700):
+        fast.process_messages(batch)
+    for learner in (general, fast):
+        learner.finish()
+    assert dict(fast.counts_) == dict(general.counts_) and fast.n_learnt > 2500
+    assert fast.metrics_.log_loss.get() == general.metrics_.log_loss.get()
+    assert fast.metrics_.summary() == general.metrics_.summary()
+    x = general.features_for({"user_id": "u000003", "item_id": "i0004", "position": 1, "ts": 0})
+    assert fast.predict_one(x) == general.predict_one(x)
+    assert fast.feature_kinds_.keys() == general.feature_kinds_.keys()
+
+
+def test_mini_batches_learn_with_river_learn_many_numbers() -> None:
+    """The learner's sparse mini-batch step gives what River's learn_many would."""
+    from loopml.serve.stream import models
+
+    events = phishing_events()
+    sparse = OnlineLearner("logreg", label_window_s=DELAY, mini_batch=40)
+    dense = OnlineLearner("logreg", label_window_s=DELAY, mini_batch=40)
+    dense_learn = models.learn_rows
+
+    def river_learn_many(model, rows, ys) -> None:
+        import pandas as pd
+
+        model.learn_many(pd.DataFrame(rows).fillna(0.0), pd.Series(ys))
+
+    for batch in _batches(events, 100):
+        sparse.process_messages(batch)
+    models_learn_rows = dense_learn
+    try:
+        import loopml.serve.stream.learner as learner_module
+
+        learner_module.learn_rows = river_learn_many
+        for batch in _batches(events, 100):
+            dense.process_messages(batch)
+        dense.finish()
+    finally:
+        learner_module.learn_rows = models_learn_rows
+    sparse.finish()
+    assert sparse.n_learnt == dense.n_learnt == 1250
+    assert sparse.metrics_.log_loss.get() == pytest.approx(dense.metrics_.log_loss.get(), rel=1e-9)
+    got, want = sparse._final.weights, dense._final.weights
+    assert got.keys() == want.keys()
+    assert max(abs(got[k] - want[k]) for k in got) < 1e-9
+
+
+def test_duplicates_inside_a_batch_and_ids_of_bad_events() -> None:
+    events = phishing_events()[:300]
+    bad = {"type": "example", "event_id": "x5", "ts": "never", "x": {}}  # x5's id, unreadable
+    stream = events[:5] + [bad] + events[5:150] + events[100:120] + events[150:]
+    learner = OnlineLearner("logreg", label_window_s=5)
+    dead = []
+    for batch in _batches(stream, 64):
+        learner.process_messages(batch, on_error=lambda m, e: dead.append(m.payload))
+    learner.finish()
+    assert dead == [bad]
+    assert learner.counts_["duplicates"] == 20 and learner.counts_["invalid"] == 1
+    assert learner.n_learnt == 300  # the real x5 (after its bad twin) still counted once
+    assert len(learner.seen_) == 300
+
+
+def test_a_learner_checkpointed_before_the_batch_loop_loads_and_goes_on() -> None:
+    """Checkpoints of the earlier layout: OrderedDict join holding probability dicts,
+    River's LogLoss and a deque window, an OrderedDict of seen ids, profiles with None."""
+    import io
+    from collections import OrderedDict, deque
+
+    from river import metrics
+
+    from loopml.serve.stream.join import LabelJoin, Pending
+    from loopml.serve.stream.progressive import ProgressiveMetrics
+    from loopml.storage.queues.dedup import SeenIds
+
+    events = _sim_events()
+    half = len(events) // 2
+    reference = OnlineLearner("logreg", label_window_s=900)
+    for e in events:
+        reference.process(e)
+    learner = OnlineLearner("logreg", label_window_s=900)
+    for e in events[:half]:
+        learner.process(e)
+    for attrs in learner.reader_.users.values():
+        attrs["extra"] = None
+
+    def old_state(obj):  # what the earlier classes pickled
+        if isinstance(obj, LabelJoin):
+            pending = OrderedDict((p.example_id, p) for p in obj._order)
+            return {"window": obj.window, "default_label": obj.default_label, "_pending": pending}
+        if isinstance(obj, Pending):  # a slots dataclass: (None, {slot: value})
+            proba = {True: obj.p, False: 1 - obj.p}
+            fields = ("example_id", "x", "y", "expires", "y_pred", "labelled", "raw")
+            values = (obj.example_id, obj.x, obj.y, obj.expires, proba, obj.labelled, obj.raw)
+            return (None, dict(zip(fields, values, strict=True)))
+        if isinstance(obj, ProgressiveMetrics):
+            log_loss = metrics.LogLoss()
+            log_loss._mean.n, log_loss._mean._mean = obj.log_loss.n, obj.log_loss.get()
+            ring = [obj._window(r).tolist() for r in (obj._y, obj._p, obj._loss)]
+            state = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+            window = deque(zip(*ring, strict=True), maxlen=obj.rolling)
+            return state | {"log_loss": log_loss, "_window": window, "_window_loss": 0.0}
+        if isinstance(obj, SeenIds):
+            return {"capacity": obj.capacity, "_ids": OrderedDict.fromkeys(obj._order)}
+        return None
+
+    class OldPickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            state = old_state(obj)
+            return NotImplemented if state is None else (object.__new__, (type(obj),), state)
+
+    buffer = io.BytesIO()
+    OldPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(learner)
+    loaded = pickle.loads(buffer.getvalue())
+    assert type(loaded.seen_) is SeenIds and len(loaded.join_) == len(learner.join_) > 0
+    assert all(None not in attrs.values() for attrs in loaded.reader_.users.values())
+    for e in events[half:]:
+        loaded.process(e)
+    assert dict(loaded.counts_) == dict(reference.counts_)
+    assert loaded.metrics_.log_loss.get() == reference.metrics_.log_loss.get()
+    assert loaded._final.weights == reference._final.weights

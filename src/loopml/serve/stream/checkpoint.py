@@ -7,7 +7,9 @@ includes the last applied stream position per partition) and only then acks. Aft
 SIGKILL the restarted learner loads the checkpoint, the queue redelivers what was not
 acked, and positions at or before the checkpoint are skipped: nothing lost, nothing
 learnt twice. Checkpoints live in the project's artifact store (local or any fsspec
-URL), written with an atomic replace.
+URL), written with an atomic replace. The model travels as its registry artifact bytes
+(:func:`loopml.predict.river.save_model`), so a checkpoint taken right after a snapshot
+reuses the snapshot's bytes instead of pickling the model a second time.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from loopml.core.errors import IntegrityError, NotFoundError
 from loopml.core.names import check_name
 from loopml.storage.artifacts import ArtifactStore
 
-_FORMAT = "loopml.stream.checkpoint/1"
+_FORMAT = "loopml.stream.checkpoint/2"
+_FORMAT_V1 = "loopml.stream.checkpoint/1"  # the model pickled inside the learner
 
 
 @dataclass
@@ -53,10 +56,26 @@ class CheckpointStore:
         self.key = f"stream/{name}/checkpoint.pkl"
         self._store = ArtifactStore(artifact_root)
 
-    def save(self, checkpoint: Checkpoint) -> None:
+    def save(self, checkpoint: Checkpoint, model_artifact: bytes | None = None) -> None:
+        """Write ``checkpoint`` atomically.
+
+        ``model_artifact`` is the learner's model as :func:`save_model` bytes when the
+        caller has them already (a snapshot just registered); otherwise they are made here.
+        """
         checkpoint.saved_at = time.time()
-        blob = {"format": _FORMAT, "checkpoint": checkpoint}
-        self._store.put_bytes(self.key, pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
+        learner = checkpoint.learner
+        if not hasattr(learner, "detached_model"):  # any other picklable state
+            blob = {"format": _FORMAT, "checkpoint": checkpoint, "model": None}
+            data = pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            if model_artifact is None:
+                from loopml.predict.river import save_model
+
+                model_artifact = save_model(learner.model_)
+            with learner.detached_model():
+                blob = {"format": _FORMAT, "checkpoint": checkpoint, "model": model_artifact}
+                data = pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL)
+        self._store.put_bytes(self.key, data)
 
     def load(self) -> Checkpoint | None:
         """The last checkpoint, or None when the learner never committed."""
@@ -72,13 +91,18 @@ class CheckpointStore:
                 "it to restart the learner from the beginning of the stream",
                 key=self.key,
             ) from None
-        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
+        if not isinstance(blob, dict) or blob.get("format") not in (_FORMAT, _FORMAT_V1):
             raise IntegrityError(
                 f"checkpoint {self.key} has an unknown format; delete it to restart from "
                 "the beginning of the stream",
                 key=self.key,
             )
-        return blob["checkpoint"]
+        checkpoint = blob["checkpoint"]
+        if blob.get("model") is not None:
+            from loopml.predict.river import load_model
+
+            checkpoint.learner.attach_model(load_model(blob["model"]))
+        return checkpoint
 
     def delete(self) -> bool:
         """Forget the checkpoint (the learner restarts from scratch); True if one existed."""

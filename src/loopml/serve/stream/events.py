@@ -16,6 +16,7 @@ the field, so the runner can dead-letter them and carry on.
 from __future__ import annotations
 
 import datetime as dt
+from math import isfinite
 from typing import Any
 
 from loopml.core.errors import ValidationError
@@ -36,6 +37,7 @@ CTR_COLUMNS = (
 )
 _USER_FIELDS = ("country", "age_band", "segment")
 _ITEM_FIELDS = ("category", "publisher")
+_HOURS = tuple(str(h) for h in range(24))
 
 
 def event_time(value: Any, event_type: str = "event") -> float:
@@ -45,7 +47,7 @@ def event_time(value: Any, event_type: str = "event") -> float:
     1767574800.0
     """
     kind = type(value)
-    if kind is float or kind is int:
+    if (kind is float or kind is int) and isfinite(value):
         return float(value)
     if isinstance(value, str):
         try:
@@ -91,13 +93,17 @@ class EventReader:
                 "event needs a unique string id so redelivery counts once",
                 field="event_id",
             )
-        if "ts" not in payload:
+        ts = payload.get("ts")
+        if ts.__class__ is float and isfinite(ts):
+            pass  # the common case, decided without a call
+        elif ts is None and "ts" not in payload:
             raise ValidationError(
                 f"{event_type} event {event_id} has no ts; send epoch seconds", field="ts"
             )
-        ts = event_time(payload["ts"], str(event_type))
+        else:
+            ts = event_time(ts, str(event_type))
         if event_type == "impression":
-            return EXAMPLE, ts, event_id, self.impression_features(payload), None
+            return EXAMPLE, ts, event_id, self._impression(payload, ts), None
         if event_type == "click":
             return LABEL, ts, event_id, _required(payload, "impression_id"), True
         if event_type == "example":
@@ -115,33 +121,54 @@ class EventReader:
             return LABEL, ts, event_id, _required(payload, "example_id"), payload["y"]
         if event_type == "user":
             uid = _required(payload, "user_id")
-            self.users[uid] = {k: payload.get(k) for k in _USER_FIELDS}
+            self.users[uid] = _attributes(payload, _USER_FIELDS)
             return PROFILE, ts, event_id, None, None
         if event_type == "item":
             iid = _required(payload, "item_id")
-            self.items[iid] = {k: payload.get(k) for k in _ITEM_FIELDS}
+            self.items[iid] = _attributes(payload, _ITEM_FIELDS)
             return PROFILE, ts, event_id, None, None
         return OTHER, ts, event_id, None, None
 
     def impression_features(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Raw features of an impression (or a prediction request shaped like one)."""
-        item_id = _required(payload, "item_id")
+        ts = payload.get("ts")
+        return self._impression(payload, None if ts is None else event_time(ts))
+
+    def _impression(self, payload: dict[str, Any], ts: float | None) -> dict[str, Any]:
+        item_id = payload.get("item_id")
+        if not isinstance(item_id, str) or not item_id:
+            _required(payload, "item_id")
         x: dict[str, Any] = {"item_id": item_id}
         position = payload.get("position")
         if position is not None:
             x["position"] = str(position)
-        ts = payload.get("ts")
         if ts is not None:
-            x["hour"] = str(int(event_time(ts) // 3600 % 24))
+            x["hour"] = _HOURS[int(ts // 3600 % 24)]
         device = payload.get("device")
         if device is not None:
             x["device"] = device
-        for attrs in (self.users.get(payload.get("user_id")), self.items.get(item_id)):
-            if attrs:
-                for key, value in attrs.items():
-                    if value is not None:
-                        x[key] = value
+        # profiles hold only the attributes that were set (see _attributes)
+        user = self.users.get(payload.get("user_id"))
+        if user:
+            x.update(user)
+        item = self.items.get(item_id)
+        if item:
+            x.update(item)
         return x
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # profiles from checkpoints written before _attributes may hold None values
+        for table in ("users", "items"):
+            state[table] = {
+                k: {a: v for a, v in attrs.items() if v is not None}
+                for k, attrs in state.get(table, {}).items()
+            }
+        self.__dict__.update(state)
+
+
+def _attributes(payload: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The profile attributes ``payload`` sets (absent and None ones left out)."""
+    return {k: v for k in names if (v := payload.get(k)) is not None}
 
 
 def _required(payload: dict[str, Any], name: str) -> str:

@@ -8,7 +8,7 @@ the learner trained on. Both work one event at a time and on pandas mini-batches
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from river import base
@@ -82,3 +82,83 @@ class OneHot(base.MiniBatchTransformer):
         dummies = pd.get_dummies(X[text], prefix_sep="=", dtype=float)
         numeric = X.drop(columns=text).astype(float)
         return pd.concat([numeric, dummies], axis=1).fillna(0.0)
+
+
+def note_kinds(kinds: dict[str, str], x: dict[str, Any]) -> None:
+    """Record in ``kinds`` the kind of each raw column of ``x`` seen for the first time.
+
+    A snapshot's signature is built from them (strings are categories).
+
+    >>> kinds = {}
+    >>> note_kinds(kinds, {"item": "i1", "flag": True, "score": 0.5})
+    >>> kinds
+    {'item': 'category', 'flag': 'bool', 'score': 'float'}
+    """
+    for key, value in x.items():
+        if key not in kinds:
+            kinds[key] = (
+                "category"
+                if isinstance(value, str)
+                else "bool"
+                if isinstance(value, bool)
+                else "float"
+            )
+
+
+def compile_front(steps: Sequence[Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """One function equal to applying the stateless ``steps`` in order.
+
+    The learner transforms every example once, so this runs once per event. The CTR
+    models' front (``Crosses`` then ``OneHot``) becomes one pass that writes the
+    one-hot names directly, with the same keys, values and key order as the two steps
+    (key order matters: it is the order River sums the weights in).
+
+    >>> steps = [Crosses([("segment", "category")]), OneHot()]
+    >>> x = {"segment": "paid", "category": "news", "position": 2}
+    >>> compile_front(steps)(x)
+    {'segment=paid': 1.0, 'category=news': 1.0, 'position': 2, 'segment|category=paid|news': 1.0}
+    >>> compile_front(steps)(x) == steps[1].transform_one(steps[0].transform_one(x))
+    True
+    """
+    steps = list(steps)
+    if len(steps) == 2 and type(steps[0]) is Crosses and type(steps[1]) is OneHot:
+        return _crossed_one_hot(steps[0], steps[1])
+    if not steps:
+        return _same
+
+    def chain(x: dict[str, Any]) -> dict[str, Any]:
+        for step in steps:
+            x = step.transform_one(x)
+        return x
+
+    return chain
+
+
+def _crossed_one_hot(
+    crosses: Crosses, one_hot: OneHot
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    pairs = [(a, b, f"{a}|{b}=") for a, b in crosses.pairs]
+    names = frozenset(f"{a}|{b}" for a, b in crosses.pairs)
+
+    def transform(x: dict[str, Any]) -> dict[str, Any]:
+        if not names.isdisjoint(x):  # a raw column named like a cross: the two steps decide
+            return one_hot.transform_one(crosses.transform_one(x))
+        out: dict[str, Any] = {}
+        for key, value in x.items():
+            if isinstance(value, str):
+                out[f"{key}={value}"] = 1.0
+            elif value is not None:
+                out[key] = value
+        for a, b, prefix in pairs:
+            va = x.get(a)
+            if va is not None:
+                vb = x.get(b)
+                if vb is not None:
+                    out[f"{prefix}{va}|{vb}"] = 1.0
+        return out
+
+    return transform
+
+
+def _same(x: dict[str, Any]) -> dict[str, Any]:
+    return x

@@ -6,22 +6,55 @@ positions already processed), and nothing about queues or files: the runner feed
 messages and pickles it as a checkpoint. Feeding the same events in the same order
 always gives the same model, which is what makes recovery checkable and lets its
 metrics equal ``river.evaluate.progressive_val_score``.
+
+It runs a whole delivered batch in one loop, and the work per event is kept to what
+the model needs: ids checked against the seen set once per batch, impressions encoded
+from cached per-profile parts (:mod:`.impressions`), River's logistic regression scored
+from its own weights (:func:`~.models.proba_scorer`), metrics and counts booked once
+per batch. None of it changes a number: the tests compare it with the one-event-at-a-time
+general path and with River.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 from loopml.core.errors import ValidationError
-from loopml.serve.stream.events import EXAMPLE, LABEL, EventReader
+from loopml.serve.stream.events import EXAMPLE, LABEL, OTHER, PROFILE, EventReader
+from loopml.serve.stream.features import compile_front, note_kinds
+from loopml.serve.stream.impressions import ImpressionEncoder
 from loopml.serve.stream.join import LabelJoin, Pending
-from loopml.serve.stream.models import make_model, split_stateless, supports_many
+from loopml.serve.stream.models import (
+    learn_rows,
+    make_model,
+    proba_scorer,
+    split_stateless,
+    supports_many,
+)
 from loopml.serve.stream.progressive import ProgressiveMetrics
-from loopml.storage.queues.base import Message, Position
+from loopml.storage.queues.base import Message, MessageBatch, Position
 from loopml.storage.queues.dedup import SeenIds
+
+#: Per-batch tallies and the count each one adds to.
+_TALLIES = {
+    EXAMPLE: EXAMPLE,
+    LABEL: LABEL,
+    PROFILE: PROFILE,
+    OTHER: OTHER,
+    "joined": "labels_joined",
+    "late": "labels_late",
+    "unmatched": "labels_unmatched",
+    "before_warm_start": "before_warm_start",
+}
+_LEARNT = (EXAMPLE, LABEL)
+_COMPILED = ("_transform", "_score", "_encode")
+_MODEL = ("model_", "_front", "_final")
 
 
 class OnlineLearner:
@@ -107,8 +140,47 @@ class OnlineLearner:
         )
         self._learn_x: list[dict[str, Any]] = []
         self._learn_y: list[Any] = []
+        self._compile()
 
-    # -- one event -----------------------------------------------------------------------
+    def _compile(self) -> None:
+        """The per-event functions: feature transform, impression encoder, scorer."""
+        self._transform = compile_front(self._front)
+        self._score = proba_scorer(self._final)
+        encoder = None
+        if self.trace_ is None:  # a trace keeps each example's raw features: general path
+            encoder = ImpressionEncoder.for_front(self._front, self.reader_, self.feature_kinds_)
+        self._encode = encoder.encode if encoder is not None else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in _COMPILED:  # closures and caches: rebuilt on load
+            del state[name]
+        if state.pop("_detached", False):  # the checkpoint carries the model on its own
+            for name in _MODEL:
+                del state[name]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "model_" in state:
+            self._compile()
+
+    @contextmanager
+    def detached_model(self) -> Iterator[None]:
+        """Pickle without the model inside (see :meth:`attach_model`)."""
+        self._detached = True
+        try:
+            yield
+        finally:
+            del self._detached
+
+    def attach_model(self, model: Any) -> None:
+        """Put back the model of a learner pickled under :meth:`detached_model`."""
+        self.model_ = model
+        self._front, self._final = split_stateless(model)
+        self._compile()
+
+    # -- events ----------------------------------------------------------------------------
     def process(
         self, payload: dict[str, Any], source: str | None = None, position: Position | None = None
     ) -> bool:
@@ -118,178 +190,258 @@ class OnlineLearner:
         position): a position at or before the last one applied from that source is a
         redelivery and is skipped, which is how recovery avoids learning twice.
         """
-        read = self._admit(payload, source, position)
-        if read is None:
-            return False
-        kind, ts, event_id, body, y = read
-        if kind == EXAMPLE:
-            self._advance(ts, batch=None)
-            self._note_features(body)
-            xt = self._transform(body)
-            item = self.join_.add(event_id, ts, xt, y, self._final.predict_proba_one(xt))
-            if self.trace_ is not None:
-                item.raw = body
-        elif kind == LABEL:
-            self._advance(ts, batch=None)
-            self.counts_[f"labels_{self.join_.label(body, ts, y)}"] += 1
-        return True
+        if source is None or position is None:
+            return self._apply([payload], None, None, None, None) == 1
+        return self._apply([payload], [source], [position], None, None) == 1
 
-    def _admit(
-        self, payload: dict[str, Any], source: str | None, position: Position | None
-    ) -> tuple | None:
-        if source is not None and position is not None:
-            last = self.positions_.get(source)
-            if last is not None and position <= last:
-                self.counts_["redelivered"] += 1
-                return None
-            self.positions_[source] = position
-        self.counts_["events"] += 1
-        read = self.reader_.read(payload)  # ValidationError: caller dead-letters it
-        if not self.seen_.add(read[2]):
-            self.counts_["duplicates"] += 1
-            return None
-        if (
-            self.learn_after is not None
-            and read[0] in (EXAMPLE, LABEL)
-            and (read[1] <= self.learn_after)
-        ):
-            self.counts_["before_warm_start"] += 1
-            return None
-        self.counts_[read[0]] += 1
-        return read
-
-    def _transform(self, x: dict[str, Any]) -> dict[str, Any]:
-        for step in self._front:
-            x = step.transform_one(x)
-        return x
-
-    def _note_features(self, x: dict[str, Any]) -> None:
-        kinds = self.feature_kinds_
-        if x.keys() <= kinds.keys():
-            return
-        for key, value in x.items():
-            if key not in kinds:
-                kinds[key] = (
-                    "category"
-                    if isinstance(value, str)
-                    else "bool"
-                    if isinstance(value, bool)
-                    else "float"
-                )
-
-    # -- a chunk of messages ------------------------------------------------------------
-    def process_messages(self, messages: Iterable[Message], on_error: Any = None) -> int:
+    def process_messages(
+        self, messages: Iterable[Message] | MessageBatch, on_error: Any = None
+    ) -> int:
         """Apply consumed queue messages in order; return how many were applied.
 
         A bad message is passed to ``on_error(message, error)`` (e.g. to dead-letter it)
-        and the rest go on; without ``on_error`` the error propagates.
+        and the rest go on; without ``on_error`` the error propagates. A
+        :class:`~loopml.storage.queues.base.MessageBatch` is read column by column.
         """
-        if self.mini_batch > 1:
-            return self._process_chunk(messages, on_error)
-        applied = 0
-        for m in messages:
-            try:
-                applied += self.process(m.payload, f"{m.topic}:{m.partition}", m.position)
-            except (ValidationError, TypeError, ValueError) as exc:
-                # a feature value the model cannot use is bad input too, not a dead learner
-                self.counts_["invalid"] += 1
-                if on_error is None:
-                    raise
-                on_error(m, _as_validation(m, exc))
+        if not isinstance(messages, MessageBatch):  # Message objects, maybe of several topics
+            msgs = list(messages)
+            sources = [f"{m.topic}:{m.partition}" for m in msgs]
+            payloads = [m.payload for m in msgs]
+            return self._apply(payloads, sources, [m.position for m in msgs], on_error, msgs)
+        batch = messages
+        if not batch.payloads:
+            return 0
+        names = {p: f"{batch.topic}:{p}" for p in set(batch.partitions)}
+        sources: list[str] | str
+        positions = batch.positions
+        if len(names) == 1:
+            (source,) = names.values()
+            last = self.positions_.get(source)
+            if (last is None or positions[0] > last) and all(
+                map(operator.lt, positions, islice(positions, 1, None))
+            ):
+                sources = source  # one partition, all new: no check per message
+            else:
+                sources = [source] * len(positions)
+        else:
+            sources = [names[p] for p in batch.partitions]
+        return self._apply(batch.payloads, sources, positions, on_error, batch)
+
+    def _apply(
+        self,
+        payloads: list[dict[str, Any]],
+        sources: list[str] | str | None,
+        positions: list[Position] | None,
+        on_error: Any,
+        batch: MessageBatch | list[Message] | None,
+    ) -> int:
+        """The event loop shared by :meth:`process` and :meth:`process_messages`.
+
+        Per event: skip redeliveries (position) and duplicates (event id), read it, and
+        for an example transform it once and (one event at a time) score it; advancing
+        the event-time clock releases the examples whose label window closed, which are
+        learnt at once. Counts, progressive metrics and traces of the whole batch are
+        booked at its end: they never feed back into the model.
+
+        ``sources`` names each payload's queue partition for the redelivery check; one
+        name means one partition whose positions are all new and increasing.
+        """
+        per_event = self.mini_batch == 1
+        read = self.reader_.read
+        seen = self.seen_.add
+        join = self.join_
+        add, label, release = join.add, join.label, join.release
+        transform, score, encode = self._transform, self._score, self._encode
+        learn = self._final.learn_one
+        kinds = self.feature_kinds_
+        last_positions = self.positions_
+        learn_after = self.learn_after
+        keep_raw = self.trace_ is not None
+        clock = self.clock_
+        done: list[Pending] = []  # resolved examples, in resolution order
+        done_at: list[float] = []  # the clock when each was resolved
+        new: list[Pending] = []  # mini-batch: examples to score at the end of the batch
+        tally = dict.fromkeys(_TALLIES, 0)
+        n_events = redelivered = duplicates = invalid = applied = 0
+        check = sources is not None and sources.__class__ is not str
+        # ids all new (the usual batch): recorded at the end in one call, not per event
+        ids = [p.get("event_id") for p in payloads] if not check and len(payloads) > 1 else []
+        bulk = bool(ids) and self.seen_.all_new(ids)
+        unread: list[int] = []  # bulk: events that failed before their id counted
+        i = -1
+        try:
+            for i, payload in enumerate(payloads):
+                if check:
+                    source, position = sources[i], positions[i]  # type: ignore[index]
+                    last = last_positions.get(source)
+                    if last is not None and position <= last:
+                        redelivered += 1
+                        continue
+                    last_positions[source] = position
+                n_events += 1
+                try:
+                    xt = None
+                    if encode is not None and payload.get("type") == "impression":
+                        event_id = payload.get("event_id")
+                        if event_id.__class__ is str and event_id:
+                            xt = encode(payload)  # None: not the common case, read it
+                    if xt is None:
+                        kind, ts, event_id, body, y = read(payload)
+                    else:
+                        kind, ts, y = EXAMPLE, payload["ts"], None
+                except (ValidationError, TypeError, ValueError) as exc:
+                    invalid += 1
+                    if bulk:
+                        unread.append(i)
+                    if on_error is None:
+                        raise
+                    on_error(batch[i], _as_validation(payload, exc))  # type: ignore[index]
+                    continue
+                if not bulk and not seen(event_id):
+                    duplicates += 1
+                    continue
+                if learn_after is not None and ts <= learn_after and kind in _LEARNT:
+                    tally["before_warm_start"] += 1
+                    continue
+                try:
+                    tally[kind] += 1
+                    if kind == EXAMPLE:
+                        if ts > clock:
+                            clock = ts
+                            if join.next_expiry <= ts:
+                                released = release(ts)
+                                done += released
+                                done_at += [ts] * len(released)
+                                if per_event:
+                                    for item in released:
+                                        learn(item.x, item.y)
+                        if xt is None:
+                            if not body.keys() <= kinds.keys():
+                                note_kinds(kinds, body)
+                            xt = transform(body)
+                        if per_event:
+                            item = add(event_id, ts, xt, y, score(xt))
+                        else:
+                            item = add(event_id, ts, xt, y)
+                            new.append(item)
+                        if keep_raw:
+                            item.raw = body
+                    elif kind == LABEL:
+                        if ts > clock:
+                            clock = ts
+                            if join.next_expiry <= ts:
+                                released = release(ts)
+                                done += released
+                                done_at += [ts] * len(released)
+                                if per_event:
+                                    for item in released:
+                                        learn(item.x, item.y)
+                        tally[label(body, ts, y)] += 1
+                    applied += 1
+                except (ValidationError, TypeError, ValueError) as exc:
+                    # a feature value the model cannot use is bad input too, not a dead learner
+                    invalid += 1
+                    if on_error is None:
+                        raise
+                    on_error(batch[i], _as_validation(payload, exc))  # type: ignore[index]
+        finally:
+            if bulk and i >= 0:
+                read_ids = ids if i == len(ids) - 1 else ids[: i + 1]
+                if unread:
+                    skip = set(unread)
+                    read_ids = [e for j, e in enumerate(read_ids) if j not in skip]
+                self.seen_.extend(read_ids)
+            if sources.__class__ is str and i >= 0:
+                self.positions_[sources] = positions[i]  # type: ignore[index]
+            self.clock_ = clock
+            if not per_event:
+                self._learn_chunk(new, done)
+            self._book(done, done_at)
+            counts = self.counts_
+            for key, n in (
+                ("events", n_events),
+                ("redelivered", redelivered),
+                ("duplicates", duplicates),
+                ("invalid", invalid),
+            ):
+                if n:
+                    counts[key] += n
+            for key, n in tally.items():
+                if n:
+                    counts[_TALLIES[key]] += n
         return applied
-
-    def _process_chunk(self, messages: Iterable[Message], on_error: Any) -> int:
-        new: list[Pending] = []
-        resolved: list[Pending] = []
-        applied = 0
-        for m in messages:
-            try:
-                read = self._admit(m.payload, f"{m.topic}:{m.partition}", m.position)
-            except ValidationError as exc:
-                self.counts_["invalid"] += 1
-                if on_error is None:
-                    raise
-                on_error(m, exc)
-                continue
-            if read is None:
-                continue
-            applied += 1
-            kind, ts, event_id, body, y = read
-            if kind == EXAMPLE:
-                self._advance(ts, batch=resolved)
-                self._note_features(body)
-                item = self.join_.add(event_id, ts, self._transform(body), y)
-                if self.trace_ is not None:
-                    item.raw = body
-                new.append(item)
-            elif kind == LABEL:
-                self._advance(ts, batch=resolved)
-                self.counts_[f"labels_{self.join_.label(body, ts, y)}"] += 1
-        if new:
-            self._predict_chunk(new)
-        for item in resolved:
-            self._score_and_learn(item)
-        return applied
-
-    def _predict_chunk(self, items: list[Pending]) -> None:
-        rows = [i.x for i in items]
-        final = self._final
-        if hasattr(final, "predict_proba_dicts"):  # no pandas round trip
-            proba = final.predict_proba_dicts(rows)
-            for item, row in zip(items, proba, strict=True):
-                item.y_pred = row
-            return
-        import pandas as pd
-
-        proba = final.predict_proba_many(pd.DataFrame(rows).fillna(0.0))
-        columns = list(proba.columns)
-        for item, row in zip(items, proba.itertuples(index=False), strict=True):
-            item.y_pred = dict(zip(columns, map(float, row), strict=True))
 
     # -- resolution ------------------------------------------------------------------------
-    def _advance(self, ts: float, batch: list[Pending] | None) -> None:
-        if ts <= self.clock_:
+    def _book(self, done: list[Pending], done_at: list[float]) -> None:
+        """Counts, progressive metrics and traces of resolved (already learnt) examples."""
+        if not done:
             return
-        self.clock_ = ts
-        for item in self.join_.due(ts):
-            if batch is None:
-                self._score_and_learn(item)
-            else:
-                batch.append(item)
+        scored = [i for i, item in enumerate(done) if item.p is not None]
+        if len(scored) == len(done):
+            self.metrics_.update_many([i.y for i in done], [i.p for i in done], done_at)
+        elif scored:
+            self.metrics_.update_many(
+                [done[i].y for i in scored],
+                [done[i].p for i in scored],
+                [done_at[i] for i in scored],
+            )
+        labelled = sum(item.labelled for item in done)
+        counts = self.counts_
+        counts["learnt"] += len(done)
+        if labelled:
+            counts["labelled_positive"] += labelled
+        if labelled < len(done):
+            counts["labelled_default"] += len(done) - labelled
+        if self.trace_ is not None:
+            window = self.label_window_s
+            self.trace_.extend(
+                (item.example_id, item.expires - window, item.raw, item.y, float(item.p))
+                for item in done
+                if item.p is not None
+            )
 
-    def _score_and_learn(self, item: Pending) -> None:
-        self.metrics_.update(item.y, item.y_pred, self.clock_)
-        if self.trace_ is not None and item.y_pred:
-            arrival = item.expires - self.label_window_s
-            p = float(item.y_pred.get(True, 0.0))
-            self.trace_.append((item.example_id, arrival, item.raw, item.y, p))
-        self.counts_["learnt"] += 1
-        self.counts_["labelled_positive" if item.labelled else "labelled_default"] += 1
-        if self.mini_batch == 1:
-            self._final.learn_one(item.x, item.y)
-            return
-        self._learn_x.append(item.x)
-        self._learn_y.append(item.y)
-        if len(self._learn_x) >= self.mini_batch:
-            self._flush_batch()
+    def _learn_chunk(self, new: list[Pending], resolved: list[Pending]) -> None:
+        """Mini-batch mode, end of a consumed batch: score its new examples, then learn.
+
+        The new examples are scored together with the model as it stands before any
+        label of this batch is learnt (predict, then learn); resolved examples are learnt
+        ``mini_batch`` at a time.
+        """
+        if new:
+            rows = [item.x for item in new]
+            final = self._final
+            if hasattr(final, "predict_proba_dicts"):  # one vectorised call for the chunk
+                for item, proba in zip(new, final.predict_proba_dicts(rows), strict=True):
+                    item.p = proba.get(True, 0.0) if proba else None
+            else:
+                score = self._score
+                for item in new:
+                    item.p = score(item.x)
+        for item in resolved:
+            self._learn_x.append(item.x)
+            self._learn_y.append(item.y)
+            if len(self._learn_x) >= self.mini_batch:
+                self._flush_batch()
 
     def _flush_batch(self) -> None:
         if not self._learn_x:
             return
-        final = self._final
-        if hasattr(final, "learn_dicts"):
-            final.learn_dicts(self._learn_x, self._learn_y)
-        else:
-            import pandas as pd
-
-            final.learn_many(pd.DataFrame(self._learn_x).fillna(0.0), pd.Series(self._learn_y))
-        self._learn_x, self._learn_y = [], []
+        rows, ys = self._learn_x, self._learn_y
+        self._learn_x, self._learn_y = [], []  # a batch the model refuses is dropped once
+        learn_rows(self._final, rows, ys)
 
     def finish(self) -> None:
         """End of a finite stream: resolve every waiting example and learn the rest."""
-        for item in self.join_.drain():
-            self._score_and_learn(item)
-        self._flush_batch()
+        done = list(self.join_.drain())
+        clock = self.clock_
+        if self.mini_batch == 1:
+            learn = self._final.learn_one
+            for item in done:
+                learn(item.x, item.y)
+        else:
+            self._learn_chunk([], done)
+            self._flush_batch()
+        self._book(done, [clock] * len(done))
 
     # -- serving ---------------------------------------------------------------------------
     def predict_one(self, x: dict[str, Any]) -> float:
@@ -320,11 +472,11 @@ class OnlineLearner:
         }
 
 
-def _as_validation(message: Message, exc: Exception) -> ValidationError:
+def _as_validation(payload: dict[str, Any], exc: Exception) -> ValidationError:
     if isinstance(exc, ValidationError):
         return exc
     return ValidationError(
-        f"event {message.payload.get('event_id')!r}: the model could not use it "
+        f"event {payload.get('event_id')!r}: the model could not use it "
         f"({type(exc).__name__}: {exc}); send numbers or strings as feature values",
         field="x",
     )

@@ -8,7 +8,9 @@ updates, ``predict_proba_many``/``learn_many``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
 from loopml.core.errors import ValidationError, did_you_mean
@@ -120,3 +122,132 @@ def split_stateless(model: Any) -> tuple[list[Any], Any]:
     if not all(getattr(step, "stateless", False) for step in front):
         return [], model
     return front, values[-1]
+
+
+def proba_scorer(model: Any) -> Callable[[dict[str, Any]], float | None]:
+    """``P(y == True)`` of one (already transformed) example; None when the model has no opinion.
+
+    The learner scores every example before learning it. For River's logistic regression
+    with its log loss this reads the model's own weights and intercept and computes what
+    ``predict_proba_one`` computes (``sigmoid(weights . x + intercept)``, the same dot
+    product in the same order, River's clipped sigmoid) without building the probability
+    dict, a few times cheaper; the model and its ``learn_one`` stay River's. Any other
+    model is asked through ``predict_proba_one``.
+
+    >>> from river import linear_model
+    >>> model = linear_model.LogisticRegression()
+    >>> model.learn_one({"a": 1.0, "b": 2.0}, True)
+    >>> x = {"a": 1.0, "b": 2.0}
+    >>> proba_scorer(model)(x) == model.predict_proba_one(x)[True]
+    True
+    """
+    from river import linear_model, optim
+
+    if type(model) is linear_model.LogisticRegression and type(model.loss) is optim.losses.Log:
+        exp = math.exp
+
+        def logistic(x: dict[str, Any]) -> float:
+            z = model._weights.dot(x) + model.intercept
+            if z < -30:
+                return 0.0
+            if z > 30:
+                return 1.0
+            return 1 / (1 + exp(-z))
+
+        return logistic
+    predict = model.predict_proba_one
+
+    def generic(x: dict[str, Any]) -> float | None:
+        proba = predict(x)
+        if not proba:
+            return None
+        return proba.get(True, 0.0)
+
+    return generic
+
+
+def learn_rows(model: Any, rows: list[dict[str, Any]], ys: list[Any]) -> None:
+    """One mini-batch update from row dicts: ``learn_dicts``, or River's ``learn_many``.
+
+    River's ``learn_many`` takes a frame; built from sparse one-hot rows (a few hundred
+    columns, a dozen set per row) the frame costs more than the update. For River's
+    logistic regression the batch goes in as a sparse matrix instead: the model's own
+    ``_fit`` step (optimizer, intercept, L1) runs unchanged and only the gradient of
+    ``learn_many`` (``X @ w``, the loss gradient, ``X.T @ g / n``, L2) is evaluated
+    sparsely, which gives ``learn_many``'s update to floating-point noise (tested).
+    Other models get ``learn_many`` on a dense frame.
+    """
+    if hasattr(model, "learn_dicts"):
+        model.learn_dicts(rows, ys)
+        return
+    from river import linear_model
+
+    if type(model) is linear_model.LogisticRegression:
+        _learn_sparse(model, rows, ys)
+        return
+    import pandas as pd
+
+    model.learn_many(dense_frame(rows), pd.Series(ys))
+
+
+def _learn_sparse(model: Any, rows: list[dict[str, Any]], ys: list[Any]) -> None:
+    """River's ``GLM.learn_many`` (scalar sample weight 1) with a sparse design matrix."""
+    import numpy as np
+    from river.utils import VectorDict
+
+    columns, matrix = sparse_rows(rows)
+    y = np.asarray(ys)
+
+    def gradient(cols: list[str], y_true: Any, w: float) -> tuple[dict[str, float], float]:
+        weights = model._weights.to_numpy(cols)
+        loss_gradient = model.loss.gradient(
+            y_true=y_true, y_pred=matrix @ weights + model.intercept
+        )
+        loss_gradient = np.clip(loss_gradient * w, -model.clip_gradient, model.clip_gradient)
+        grad = (matrix.T @ loss_gradient) / matrix.shape[0]
+        if model.l2:
+            grad += model.l2 * weights
+        # a VectorDict lets optimizers with a vector step (SGD) update in one call; the
+        # others step over it as over River's plain dict, with the same arithmetic
+        return VectorDict(dict(zip(cols, grad.tolist(), strict=True))), loss_gradient.mean()
+
+    saved = model._enter_learn_mode(set(columns))
+    try:
+        model._fit(x=columns, y=y, w=1, get_grad=gradient)
+    finally:
+        model._exit_learn_mode(saved)
+
+
+def sparse_rows(rows: list[dict[str, Any]]) -> tuple[list[str], Any]:
+    """(columns in order of first appearance, CSR matrix) of row dicts; absent means 0.
+
+    >>> cols, m = sparse_rows([{"a": 1.0}, {"b": 2, "a": 3}])
+    >>> cols, m.toarray().tolist()
+    (['a', 'b'], [[1.0, 0.0], [3.0, 2.0]])
+    """
+    import numpy as np
+    from scipy import sparse
+
+    keys = list(chain.from_iterable(rows))
+    index = dict.fromkeys(keys)
+    columns = list(index)
+    index.update(zip(columns, range(len(columns)), strict=True))
+    codes = np.fromiter(map(index.__getitem__, keys), dtype=np.int32, count=len(keys))
+    values = np.fromiter(
+        chain.from_iterable(row.values() for row in rows), dtype=np.float64, count=len(keys)
+    )
+    indptr = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, rows), dtype=np.int32, count=len(rows)), out=indptr[1:])
+    return columns, sparse.csr_matrix((values, codes, indptr), shape=(len(rows), len(columns)))
+
+
+def dense_frame(rows: list[dict[str, Any]]) -> Any:
+    """A float DataFrame of row dicts: one column per key (first-appearance order), zeros elsewhere.
+
+    >>> dense_frame([{"a": 1.0}, {"b": 2, "a": 3}]).to_dict("list")
+    {'a': [1.0, 3.0], 'b': [0.0, 2.0]}
+    """
+    import pandas as pd
+
+    columns, matrix = sparse_rows(rows)
+    return pd.DataFrame(matrix.toarray(), columns=columns, copy=False)

@@ -37,8 +37,13 @@ def publish_snapshot(
     learner: OnlineLearner,
     parent_version: int | None,
     extra_lineage: dict[str, Any] | None = None,
+    artifact: bytes | None = None,
 ) -> ModelVersion:
-    """Register the learner's current model as the next version of ``name``."""
+    """Register the learner's current model as the next version of ``name``.
+
+    ``artifact`` is the model already saved with :func:`save_model` and the learner's
+    signature, when the caller needs the bytes too (the runner's checkpoint reuses them).
+    """
     from loopml.predict.river import save_model
 
     sig = learner_signature(learner)
@@ -60,7 +65,7 @@ def publish_snapshot(
     lineage.update(extra_lineage or {})
     return registry.register(
         name,
-        save_model(learner.model_, sig),
+        artifact if artifact is not None else save_model(learner.model_, sig),
         flavour="river",
         signature=sig,
         metrics=metrics,

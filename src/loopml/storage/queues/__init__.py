@@ -7,10 +7,18 @@
 from __future__ import annotations
 
 from loopml.core.errors import ConfigError
-from loopml.storage.queues.base import Message, Position, Queue, partition_for
+from loopml.storage.queues.base import Message, MessageBatch, Position, Queue, partition_for
 from loopml.storage.queues.dedup import SeenIds
 
-__all__ = ["Message", "Position", "Queue", "SeenIds", "open_queue", "partition_for"]
+__all__ = [
+    "Message",
+    "MessageBatch",
+    "Position",
+    "Queue",
+    "SeenIds",
+    "open_queue",
+    "partition_for",
+]
 
 
 def open_queue(url: str, namespace: str = "loopml") -> Queue:

@@ -1,0 +1,60 @@
+"""The runner's bookkeeping around the learner: checkpoints, acks and the process it runs in."""
+
+from __future__ import annotations
+
+import gc
+import pickle
+
+from loopml.core.config import ProjectConfig
+from loopml.registry.registry import Registry
+from loopml.serve.stream.checkpoint import CheckpointStore
+from loopml.serve.stream.runner import open_runner
+from loopml.serve.stream.settings import StreamSettings
+from loopml.storage.queues import open_queue
+
+from .conftest import phishing_events
+
+SETTINGS = dict(name="phish", label_window_s=25, model_params={"crosses": []}, consume_batch=100)
+
+
+def _runner(project_dir, **overrides):
+    cfg = ProjectConfig.load(project_dir)
+    with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
+        if not q.length("events"):
+            q.publish_many("events", phishing_events())
+    return cfg, open_runner(cfg, StreamSettings(**(SETTINGS | overrides)))
+
+
+def test_the_checkpoint_taken_at_a_snapshot_carries_the_registered_model_bytes(
+    project_dir,
+) -> None:
+    cfg, runner = _runner(project_dir, snapshot_every=400, commit_every=10_000)
+    report = runner.run(idle_timeout_s=0.0, block_ms=0)
+    runner.queue.close()
+    assert len(report.snapshots) == report.commits == 3  # every commit came with a snapshot
+    store = CheckpointStore(cfg.path("artifacts"), "phish")
+    blob = pickle.loads(store._store.get_bytes(store.key))
+    _, registered = Registry.from_config(cfg).fetch("phish", report.snapshots[-1])
+    assert blob["model"] == registered  # the same bytes, pickled once
+    assert "model_" not in vars(blob["checkpoint"].learner)  # not a second time inside
+    learner = store.load().learner
+    x = phishing_events()[7]["x"]
+    assert learner.predict_one(x) == runner.learner.predict_one(x)
+    assert learner._final is learner.model_["LogisticRegression"]
+    with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
+        assert q.pending("events", "phish") == 0 and q.lag("events", "phish") == 0
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(project_dir) -> None:
+    assert gc.get_freeze_count() == 0
+    _, runner = _runner(project_dir)
+    runner.run(max_events=300, block_ms=0)
+    assert gc.get_freeze_count() == 0  # frozen for the loop only
+    gc.freeze()  # a host that froze its own heap keeps it frozen
+    try:
+        frozen = gc.get_freeze_count()
+        runner.run(max_events=300, block_ms=0)
+        assert 0 < gc.get_freeze_count() <= frozen  # not unfrozen, nothing new frozen
+    finally:
+        gc.unfreeze()
+        runner.queue.close()
