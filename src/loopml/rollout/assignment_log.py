@@ -78,7 +78,14 @@ class AssignmentLog:
                 return 0
             rows, self._rows = self._rows, []
             try:
-                await asyncio.to_thread(self.store.add_assignments, rows)
+                write = self.store.add_assignments
+                if asyncio.iscoroutinefunction(write):  # a server's writer process
+                    await write(rows)
+                else:
+                    await asyncio.to_thread(write, rows)
+            except asyncio.CancelledError:  # shutting down: the last flush takes them
+                self._rows[:0] = rows
+                raise
             except Exception as exc:  # noqa: BLE001 - serving goes on; rows are retried
                 room = self.max_rows - len(self._rows)
                 self._rows[:0] = rows[:room]

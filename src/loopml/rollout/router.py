@@ -530,7 +530,7 @@ class ExperimentRouter:
             await asyncio.wait(list(self._shadows), timeout=5.0)
         await self.flush()
         if self.writer is not None:
-            await asyncio.to_thread(self.writer.close)
+            await self.writer.aclose()
 
 
 def _rid(request_id: str | None, headers: Mapping[str, str] | None) -> str:

@@ -108,3 +108,45 @@ def test_admin_alias_move_and_explicit_versions(tmp_path, monkeypatch):
         assert r.status_code == 404 and "7" in r.json()["error"]
     finally:
         server.stop()
+
+
+def test_requests_pinned_to_a_version_follow_reloads(tmp_path):
+    """A pinned version is remembered for speed; a reload must not leave a stale answer."""
+    from loopml.core.config import ProjectConfig
+    from loopml.registry import Registry
+    from loopml.serve.online.app import create_app
+
+    root = make_project(tmp_path / "proj", "[online]\ngrpc_port = 0\nreload_interval_s = 0.1\n")
+    cfg = ProjectConfig.load(root)
+    X, v1, _ = train_models(seed=1)
+    _, v2, _ = train_models(seed=2)
+    register(cfg, "ctr", v1, X, "lightgbm", (0, 1))
+    register(cfg, "ctr", v2, X, "lightgbm", (0, 1), alias=None)
+    server = ServerThread(create_app(cfg)).start()
+    row = dict(zip(FEATURES, map(float, X.iloc[0]), strict=True))
+    want = {v: float(m.predict_proba(pd.DataFrame([row]))[0, 1]) for v, m in ((1, v1), (2, v2))}
+
+    def ask(version: str) -> dict:
+        r = httpx.post(
+            f"{server.url}/v1/models/ctr/predict", json={"features": row, "version": version}
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    try:
+        for _ in range(3):  # remembered after the first: the same model each time
+            assert ask("1")["version"] == 1 and ask("2")["version"] == 2
+        Registry.from_config(cfg).set_alias("ctr", "production", 2, actor="test", reason="v2")
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            r = httpx.post(f"{server.url}/v1/models/ctr/predict", json={"features": row})
+            if r.json()["version"] == 2:
+                break
+            time.sleep(0.05)
+        for version in ("1", "2", "v2"):
+            doc = ask(version)
+            number = int(version.removeprefix("v"))
+            assert doc["version"] == number
+            assert abs(doc["prediction"] - want[number]) < 1e-9
+    finally:
+        server.stop()

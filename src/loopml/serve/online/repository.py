@@ -132,6 +132,9 @@ class ModelRepository:
         self.errors: dict[str, str] = {}
         self.ready = False
         self._extra: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        #: ``(name, version text)`` -> a loaded model, for requests pinned to a version;
+        #: emptied whenever the loaded set changes
+        self._pinned: dict[tuple[str, str], LoadedModel] = {}
         self._locks: dict[tuple[str, int], asyncio.Lock] = {}
 
     # -- loading ---------------------------------------------------------------------------
@@ -183,6 +186,7 @@ class ModelRepository:
         self.errors.pop(name, None)
         old = self.default.get(name)
         self.default[name] = loaded
+        self._pinned.clear()
         if old is not None:
             log.info("model %s reloaded: v%s -> v%s", name, old.version, loaded.version)
         if self.on_reload is not None:
@@ -210,15 +214,20 @@ class ModelRepository:
                 return found
             check_name(name, "model name")
             return await self._missing(name)
+        pinned = self._pinned.get((name, version))
+        if pinned is not None:  # a request pinned to a loaded version (e.g. by a rollout)
+            return pinned
         check_name(name, "model name")
         check_name(version, "model version")
         current = self.default.get(name)
         if current is not None and version in (str(current.version), f"v{current.version}"):
+            self._pin(name, version, current)
             return current
         if version.isdigit():  # a loaded version needs no registry round trip
             hit = self._extra.get((name, int(version)))
             if hit is not None:
                 self._extra.move_to_end((name, int(version)))
+                self._pin(name, version, hit)
                 return hit
         try:
             number = await asyncio.to_thread(self.source.resolve, name, version)
@@ -238,8 +247,14 @@ class ModelRepository:
                 self._extra[key] = loaded
                 while len(self._extra) > _EXTRA_VERSIONS:
                     self._extra.popitem(last=False)
+                self._pinned.clear()
         self._locks.pop(key, None)
         return self._extra[key]
+
+    def _pin(self, name: str, version: str, model: LoadedModel) -> None:
+        """Remember a numeric version's model until the loaded set changes (bounded)."""
+        if len(self._pinned) < 256:
+            self._pinned[(name, version)] = model
 
     async def ensure_known(self, name: str) -> None:
         names = await asyncio.to_thread(self._names)
