@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import pickle
 
+import pytest
+
 from loopml.core.config import ProjectConfig
 from loopml.registry.registry import Registry
 from loopml.serve.stream.checkpoint import CheckpointStore
@@ -58,3 +60,35 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it(project_dir) -> None:
     finally:
         gc.unfreeze()
         runner.queue.close()
+
+
+@pytest.mark.parametrize("stream_project", ["sqlite", "redis"], indirect=True)
+def test_read_ahead_on_redis_reads_each_event_once_and_never_past_the_limit(stream_project):
+    from loopml.serve.stream.runner import _Reads
+
+    cfg = stream_project
+    with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
+        q.publish_many("events", phishing_events())
+        total = q.length("events")
+    settings = StreamSettings(**SETTINGS)
+    runner = open_runner(cfg, settings)
+    try:
+        reads = _Reads(runner, block_ms=0, max_events=250)
+        first = reads.next()
+        reads.ahead()
+        # Redis: the next batch is already on its way; SQLite: one connection, no read-ahead
+        assert (reads._ahead is not None) == (cfg.url("queue").startswith("redis"))
+        got = len(first)
+        for _ in range(2):
+            got += len(reads.next())
+            reads.ahead()
+        got += sum(len(b) for b in reads.drain())
+        assert got == reads.read == 250  # 100 + 100 + 50, never a message more
+        reads.close()
+        # a whole run: the 250 delivered above (never applied) are recovered, the rest read
+        report = runner.run(idle_timeout_s=0.0, block_ms=0)
+        assert report.recovered == 250 and report.consumed == total - 250
+    finally:
+        runner.queue.close()
+    with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
+        assert q.lag("events", settings.consumer_group) == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -98,21 +99,19 @@ class StreamRunner:
 
         Both None means run until interrupted (Ctrl-C commits before exiting).
         """
-        s = self.settings
         start = time.monotonic()
         bar = _Progress(progress, max_events)
         frozen = _freeze_heap()
+        reads = _Reads(self, block_ms, max_events)
         try:
             self._recover()
             idle_since = time.monotonic()
             while max_events is None or self.report.consumed < max_events:
-                count = s.consume_batch
-                if max_events is not None:
-                    count = max(1, min(count, max_events - self.report.consumed))
-                msgs = self.queue.consume_batch(
-                    s.events_topic, s.consumer_group, self.consumer, count=count, block_ms=block_ms
-                )
+                msgs = reads.next()
                 served = self.answer_requests()
+                # the next read starts only now: Redis runs one command at a time, so a
+                # read in flight would hold up the request check above
+                reads.ahead()
                 if msgs:
                     self._apply(msgs)
                     bar.advance(len(msgs), self.learner)
@@ -124,9 +123,13 @@ class StreamRunner:
                 ):
                     break
                 self._maybe_commit()
+            # a batch read ahead is delivered to this consumer: apply it before stopping
+            for msgs in reads.drain():
+                self._apply(msgs)
         except KeyboardInterrupt:
-            pass
+            pass  # a batch read ahead stays pending in the queue; the next run recovers it
         finally:
+            reads.close()
             self.commit(snapshot=self.registry is not None and self._learnt_since_snapshot > 0)
             bar.close()
             if frozen:
@@ -370,3 +373,67 @@ def run_learner(
         return runner.run(max_events=max_events, idle_timeout_s=idle_timeout_s, progress=progress)
     finally:
         runner.queue.close()
+
+
+class _Reads:
+    """The runner's event reads; with a queue that allows it, one batch is read ahead.
+
+    While the learner works on a batch, a thread already waits for the next one (the
+    Redis server prepares it on the other core instead of the learner idling through
+    the round trip: ~3.5 us per message). Never more than ``max_events`` are read in all.
+    """
+
+    def __init__(self, runner: StreamRunner, block_ms: int, max_events: int | None) -> None:
+        self.runner = runner
+        self.block_ms = block_ms
+        self.max_events = max_events
+        self.read = 0
+        self._last = 0
+        self._ahead: Future | None = None
+        self._pool = (
+            ThreadPoolExecutor(1, thread_name_prefix="loopml-read-ahead")
+            if runner.queue.concurrent_reads
+            else None
+        )
+
+    def _count(self) -> int:
+        count = self.runner.settings.consume_batch
+        if self.max_events is not None:
+            count = min(count, self.max_events - self.read)
+        return count
+
+    def _consume(self, count: int) -> MessageBatch:
+        s = self.runner.settings
+        return self.runner.queue.consume_batch(
+            s.events_topic, s.consumer_group, self.runner.consumer, count=count,
+            block_ms=self.block_ms,
+        )  # fmt: skip
+
+    def next(self) -> MessageBatch:
+        """The batch read ahead, or a batch read now."""
+        if self._ahead is not None:
+            msgs, self._ahead = self._ahead.result(), None
+        else:
+            msgs = self._consume(max(1, self._count()))
+        self.read += len(msgs)
+        self._last = len(msgs)
+        return msgs
+
+    def ahead(self) -> None:
+        """Start reading the next batch in the background (if the queue allows it and the
+        last read found messages: an idle stream is polled in the loop, not ahead)."""
+        count = self._count()
+        if self._pool is not None and self._ahead is None and self._last and count > 0:
+            self._ahead = self._pool.submit(self._consume, count)
+
+    def drain(self) -> list[MessageBatch]:
+        """The batch read ahead, if any (waits for it)."""
+        if self._ahead is None:
+            return []
+        msgs, self._ahead = self._ahead.result(), None
+        self.read += len(msgs)
+        return [msgs] if msgs else []
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)

@@ -189,6 +189,11 @@ class Queue(ABC):
     Use as a context manager; a closed queue refuses further use with :class:`ClosedError`.
     """
 
+    #: Whether one thread may read while another acks or publishes (a network client with
+    #: a connection pool: yes; one embedded database connection: no). A consumer may then
+    #: read its next batch while it processes the current one.
+    concurrent_reads: bool = False
+
     url: str
 
     def __init__(self) -> None:

@@ -92,6 +92,8 @@ def _position(entry_id: str) -> Position:
 class RedisStreamsQueue(Queue):
     """A queue on Redis Streams; ``namespace`` prefixes every key it touches."""
 
+    concurrent_reads = True  # redis-py takes a pooled connection per command
+
     def __init__(self, url: str, namespace: str = "loopml") -> None:
         super().__init__()
         import redis
