@@ -76,7 +76,7 @@ def test_read_ahead_on_redis_reads_each_event_once_and_never_past_the_limit(stre
         reads = _Reads(runner, block_ms=0, max_events=250)
         first = reads.next()
         reads.ahead()
-        # Redis: the next batch is already on its way; SQLite: one connection, no read-ahead
+        # Redis: the next batch is already on its way; SQLite: reads only when asked
         assert (reads._ahead is not None) == (cfg.url("queue").startswith("redis"))
         got = len(first)
         for _ in range(2):

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import gc
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopml.serve.stream.checkpoint import Checkpoint, CheckpointStore
 from loopml.serve.stream.learner import OnlineLearner
 from loopml.serve.stream.settings import StreamSettings
-from loopml.storage.queues.base import MessageBatch
+from loopml.storage.queues.base import MessageBatch, ReadAhead
 
 if TYPE_CHECKING:
     from loopml.core.config import ProjectConfig
@@ -376,11 +375,11 @@ def run_learner(
 
 
 class _Reads:
-    """The runner's event reads; with a queue that allows it, one batch is read ahead.
+    """The runner's event reads; on a queue that can (Redis), one batch is read ahead.
 
-    While the learner works on a batch, a thread already waits for the next one (the
-    Redis server prepares it on the other core instead of the learner idling through
-    the round trip: ~3.5 us per message). Never more than ``max_events`` are read in all.
+    The next read is sent before the learner works on the current batch, so the Redis
+    server prepares it on the other core (~3.5 us per message) instead of the learner
+    idling through the round trip. Never more than ``max_events`` are read in all.
     """
 
     def __init__(self, runner: StreamRunner, block_ms: int, max_events: int | None) -> None:
@@ -389,12 +388,7 @@ class _Reads:
         self.max_events = max_events
         self.read = 0
         self._last = 0
-        self._ahead: Future | None = None
-        self._pool = (
-            ThreadPoolExecutor(1, thread_name_prefix="loopml-read-ahead")
-            if runner.queue.concurrent_reads
-            else None
-        )
+        self._ahead: ReadAhead | None = None
 
     def _count(self) -> int:
         count = self.runner.settings.consume_batch
@@ -402,38 +396,40 @@ class _Reads:
             count = min(count, self.max_events - self.read)
         return count
 
-    def _consume(self, count: int) -> MessageBatch:
-        s = self.runner.settings
-        return self.runner.queue.consume_batch(
-            s.events_topic, s.consumer_group, self.runner.consumer, count=count,
-            block_ms=self.block_ms,
-        )  # fmt: skip
-
     def next(self) -> MessageBatch:
         """The batch read ahead, or a batch read now."""
         if self._ahead is not None:
-            msgs, self._ahead = self._ahead.result(), None
+            ahead, self._ahead = self._ahead, None
+            msgs = ahead.result()
         else:
-            msgs = self._consume(max(1, self._count()))
+            s = self.runner.settings
+            msgs = self.runner.queue.consume_batch(
+                s.events_topic, s.consumer_group, self.runner.consumer,
+                count=max(1, self._count()), block_ms=self.block_ms,
+            )  # fmt: skip
         self.read += len(msgs)
         self._last = len(msgs)
         return msgs
 
     def ahead(self) -> None:
-        """Start reading the next batch in the background (if the queue allows it and the
-        last read found messages: an idle stream is polled in the loop, not ahead)."""
+        """Send the next read now (only after a read that found messages: an idle stream
+        is polled by :meth:`next`, with its blocking wait)."""
         count = self._count()
-        if self._pool is not None and self._ahead is None and self._last and count > 0:
-            self._ahead = self._pool.submit(self._consume, count)
+        if self._ahead is None and self._last and count > 0:
+            s = self.runner.settings
+            self._ahead = self.runner.queue.read_ahead(
+                s.events_topic, s.consumer_group, self.runner.consumer, count=count
+            )
 
     def drain(self) -> list[MessageBatch]:
         """The batch read ahead, if any (waits for it)."""
         if self._ahead is None:
             return []
-        msgs, self._ahead = self._ahead.result(), None
-        self.read += len(msgs)
+        msgs = self.next()
         return [msgs] if msgs else []
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        """Drop a read still under way (its messages stay pending for recovery)."""
+        if self._ahead is not None:
+            self._ahead.cancel()
+            self._ahead = None

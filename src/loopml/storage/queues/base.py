@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,16 +183,27 @@ def check_partitions(partitions: object) -> int:
     return partitions
 
 
+@dataclass(frozen=True)
+class ReadAhead:
+    """A batch read that is under way: ``result()`` waits for it, ``cancel()`` drops it
+    (its messages stay delivered and unacked, so a consumer's recovery finds them)."""
+
+    result: Callable[[], MessageBatch]
+    cancel: Callable[[], None]
+
+
 class Queue(ABC):
     """Publish, consume as a group, acknowledge; one class per backend.
 
     Use as a context manager; a closed queue refuses further use with :class:`ClosedError`.
     """
 
-    #: Whether one thread may read while another acks or publishes (a network client with
-    #: a connection pool: yes; one embedded database connection: no). A consumer may then
-    #: read its next batch while it processes the current one.
-    concurrent_reads: bool = False
+    def read_ahead(
+        self, topic: str, group: str, consumer: str, count: int = 100
+    ) -> ReadAhead | None:
+        """Start reading the next batch now and collect it later, or None when the backend
+        cannot (an embedded queue: its read is the caller's own CPU anyway)."""
+        return None
 
     url: str
 

@@ -24,6 +24,7 @@ from loopml.storage.queues.base import (
     MessageBatch,
     Position,
     Queue,
+    ReadAhead,
     check_count,
     check_keys,
     check_partitions,
@@ -92,8 +93,6 @@ def _position(entry_id: str) -> Position:
 class RedisStreamsQueue(Queue):
     """A queue on Redis Streams; ``namespace`` prefixes every key it touches."""
 
-    concurrent_reads = True  # redis-py takes a pooled connection per command
-
     def __init__(self, url: str, namespace: str = "loopml") -> None:
         super().__init__()
         import redis
@@ -111,6 +110,7 @@ class RedisStreamsQueue(Queue):
         self._groups: set[tuple[str, str]] = set()
         self._parts: dict[str, int] = {}
         self._read_script: Any = None
+        self._read_loaded = False
         self._ack_script: Any = None
 
     # -- keys ----------------------------------------------------------------------------
@@ -265,22 +265,56 @@ class RedisStreamsQueue(Queue):
         if self._read_script is None:
             self._read_script = self._redis.register_script(_READ_NEW)
         reply = self._read_script(keys=streams, args=[group, consumer, count])
-        out = MessageBatch.empty(topic)
-        for index, ids, keys, payloads in reply:
-            id_list = ids.decode().split(" ")
-            # "ms-seq ms-seq" -> [ms, seq, ms, seq] in one parse -> [(ms, seq), ...]
-            flat = decode(b"[" + ids.replace(b"-", b",").replace(b" ", b",") + b"]")
-            out.extend(
-                MessageBatch(
-                    topic,
-                    [parts[int(index) - 1]] * len(id_list),
-                    id_list,
-                    list(zip(flat[::2], flat[1::2], strict=True)),
-                    decode(keys),
-                    decode(payloads),
-                )
-            )
-        return out
+        return _batch(topic, parts, reply)
+
+    def read_ahead(self, topic: str, group: str, consumer: str, count: int = 100) -> ReadAhead:
+        """Send the next batch's read now, on a connection of its own; the reply is read
+        (and decoded) when :meth:`ReadAhead.result` is called.
+
+        The Redis server prepares the batch while the caller works on the previous one --
+        no thread: the command is simply not waited for. Entries are delivered (pending)
+        from the moment the server runs it, exactly as with :meth:`consume_batch`.
+        """
+        self._check_open()
+        check_count(count)
+        parts = self._select(topic, None)
+        streams = [self._ensure_group(topic, group, p) for p in parts]
+        if self._read_script is None:
+            self._read_script = self._redis.register_script(_READ_NEW)
+        script = self._read_script
+        if not self._read_loaded:
+            self._redis.script_load(_READ_NEW)
+            self._read_loaded = True
+        from redis.exceptions import NoScriptError
+
+        pool = self._redis.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", script.sha, len(streams), *streams, group, consumer, count)
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            raise
+
+        def finish() -> MessageBatch:
+            try:
+                reply = conn.read_response()
+            except NoScriptError:  # the server lost its scripts: read again
+                pool.release(conn)
+                self._read_loaded = False
+                return self._read_new(topic, group, consumer, count, parts)
+            except BaseException:
+                conn.disconnect()
+                pool.release(conn)
+                raise
+            pool.release(conn)
+            return _batch(topic, parts, reply)
+
+        def cancel() -> None:
+            conn.disconnect()  # its reply is never read: the connection must not be reused
+            pool.release(conn)
+
+        return ReadAhead(finish, cancel)
 
     def _delivery_counts(self, stream: str, group: str, consumer: str | None) -> dict[str, int]:
         rows = self._redis.xpending_range(
@@ -395,3 +429,23 @@ def _with_deliveries(message: Message, deliveries: int) -> Message:
     from dataclasses import replace
 
     return replace(message, deliveries=deliveries)
+
+
+def _batch(topic: str, parts: list[int], reply: list[Any]) -> MessageBatch:
+    """The read script's reply (four strings per partition) as one :class:`MessageBatch`."""
+    out = MessageBatch.empty(topic)
+    for index, ids, keys, payloads in reply:
+        id_list = ids.decode().split(" ")
+        # "ms-seq ms-seq" -> [ms, seq, ms, seq] in one parse -> [(ms, seq), ...]
+        flat = decode(b"[" + ids.replace(b"-", b",").replace(b" ", b",") + b"]")
+        out.extend(
+            MessageBatch(
+                topic,
+                [parts[int(index) - 1]] * len(id_list),
+                id_list,
+                list(zip(flat[::2], flat[1::2], strict=True)),
+                decode(keys),
+                decode(payloads),
+            )
+        )
+    return out
