@@ -48,7 +48,7 @@ def test_the_checkpoint_taken_at_a_snapshot_carries_the_registered_model_bytes(
 
 
 def test_a_run_leaves_the_garbage_collector_as_it_found_it(project_dir) -> None:
-    assert gc.get_freeze_count() == 0
+    gc.unfreeze()  # e.g. a test server of this session froze its heap when it started
     _, runner = _runner(project_dir)
     runner.run(max_events=300, block_ms=0)
     assert gc.get_freeze_count() == 0  # frozen for the loop only

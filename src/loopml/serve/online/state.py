@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from loopml.core.config import ProjectConfig
+from loopml.core.processes import freeze_long_lived
 from loopml.serve.online.cache import PredictionCache
 from loopml.serve.online.dataplane import DataPlane
 from loopml.serve.online.jobs import JobStore
@@ -154,13 +155,7 @@ class ServerState:
 
     async def _load(self) -> None:
         await self.repository.start()
-        # What is alive now (libraries, models) lives as long as the server: move it out
-        # of the collector's sight, so that a full collection -- triggered by whatever a
-        # busy server keeps for a moment (buffered logs, assignments) -- walks only the
-        # newer objects instead of stalling the loop for tens of milliseconds.
-        gc.collect()
-        gc.freeze()
-        self._froze = True
+        self._froze = freeze_long_lived()  # libraries and models live as long as we do
         self.ready_at = time.time()
         log.info(
             "ready in %.2f s with models %s",

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from loopml.core.processes import freeze_long_lived
 from loopml.serve.stream.checkpoint import Checkpoint, CheckpointStore
 from loopml.serve.stream.learner import OnlineLearner
 from loopml.serve.stream.settings import StreamSettings
@@ -100,7 +101,7 @@ class StreamRunner:
         """
         start = time.monotonic()
         bar = _Progress(progress, max_events)
-        frozen = _freeze_heap()
+        frozen = freeze_long_lived()
         reads = _Reads(self, block_ms, max_events)
         try:
             self._recover()
@@ -274,20 +275,6 @@ class StreamRunner:
             key=s.name,
         )
         return artifact
-
-
-def _freeze_heap() -> bool:
-    """Keep the garbage collector's full passes off what exists before the loop starts.
-
-    Everything alive when the learner starts (imported libraries, the loaded model and
-    profiles) stays alive; a full collection would walk all of it, some 150k objects and
-    70 ms, every few tens of thousands of events. Frozen, a pass walks only what the stream
-    allocated since. Leaves a host that froze its own heap alone; undone when run() ends.
-    """
-    if gc.get_freeze_count():
-        return False
-    gc.freeze()
-    return True
 
 
 class _Progress:
