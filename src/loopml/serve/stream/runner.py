@@ -101,7 +101,7 @@ class StreamRunner:
         """
         start = time.monotonic()
         bar = _Progress(progress, max_events)
-        frozen = freeze_long_lived()
+        frozen = freeze_long_lived(collect=False)
         reads = _Reads(self, block_ms, max_events)
         try:
             self._recover()
