@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ class ProjectConfig:
         root = Path(root).resolve()
         data = dict(data)
         project = _table(data.pop("project", {}), "project")
-        _known(project, {"name"}, "project")
+        check_known(project, {"name"}, "project")
         try:
             name = check_name(project.get("name", "loopml"), "project.name")
         except ValidationError as exc:
@@ -211,7 +212,13 @@ def _table(value: Any, key: str) -> dict[str, Any]:
     return value
 
 
-def _known(table: dict[str, Any], allowed: set[str], section: str) -> None:
+def check_known(table: Mapping[str, Any], allowed: Iterable[str], section: str) -> None:
+    """Refuse a key of ``[section]`` that is not in ``allowed``, naming the nearest valid one.
+
+    Every settings table of loopml (``[serve]``, ``[online]``, ``[models.*]``,
+    ``[stream]``...) goes through this, so a typo reads the same everywhere.
+    """
+    allowed = set(allowed)
     for key in table:
         if key not in allowed:
             raise ConfigError(
@@ -223,7 +230,7 @@ def _known(table: dict[str, Any], allowed: set[str], section: str) -> None:
 def _section(kind: type, value: Any, section: str) -> Any:
     table = _table(value, section)
     fields = {f.name: f for f in dataclasses.fields(kind)}
-    _known(table, set(fields), section)
+    check_known(table, fields, section)
     clean: dict[str, Any] = {}
     for key, item in table.items():
         default = fields[key].default

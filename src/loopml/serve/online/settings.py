@@ -26,7 +26,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from loopml.core.errors import ConfigError, did_you_mean
+from loopml.core.config import check_known
+from loopml.core.errors import ConfigError
 from loopml.core.names import check_name
 
 
@@ -80,7 +81,7 @@ _NUMBER = (int, float)
 def online_settings(section: dict[str, Any], port: int) -> OnlineSettings:
     """Validate ``[online]``; the gRPC port defaults to ``port + 1``."""
     known = {f.name for f in fields(OnlineSettings)}
-    _unknown(section, known, "online")
+    check_known(section, known, "online")
     values = dict(section)
     if "models" in values:
         values["models"] = tuple(check_name(m, "online.models") for m in values["models"])
@@ -107,7 +108,7 @@ def model_settings(name: str, section: dict[str, Any]) -> ModelSettings:
     if not isinstance(raw, dict):
         raise ConfigError(f"[{where}] must be a table, got {raw!r}", key=where)
     known = {f.name for f in fields(ModelSettings)}
-    _unknown(raw, known, where)
+    check_known(raw, known, where)
     values = dict(raw)
     if "alias" in values:
         values["alias"] = check_name(values["alias"], f"{where}.alias")
@@ -210,12 +211,3 @@ def _count(value: Any, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"{key} must be an integer >= 1, got {value!r}", key=key)
     return value
-
-
-def _unknown(table: dict[str, Any], known: set[str], where: str) -> None:
-    for key in table:
-        if key not in known:
-            raise ConfigError(
-                f"{where}.{key}: unknown key; {did_you_mean(key, sorted(known))}",
-                key=f"{where}.{key}",
-            )

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopml.core.config import check_known
 from loopml.core.errors import ConfigError, did_you_mean
 from loopml.core.names import check_name
 from loopml.serve.stream.models import MODELS
@@ -76,13 +77,7 @@ class StreamSettings:
         """``[stream]`` of the project, then non-None ``overrides`` on top."""
         table = dict(cfg.section("stream")) if cfg is not None else {}
         table.update({k: v for k, v in overrides.items() if v is not None})
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in table:
-            if key not in known:
-                raise ConfigError(
-                    f"stream.{key}: unknown setting; {did_you_mean(key, sorted(known))}",
-                    key=f"stream.{key}",
-                )
+        check_known(table, (f.name for f in dataclasses.fields(cls)), "stream")
         return cls(**table)
 
     def to_dict(self) -> dict[str, Any]:
