@@ -247,23 +247,6 @@ class Queue(ABC):
 
     # -- consuming -----------------------------------------------------------------------
     @abstractmethod
-    def consume(
-        self,
-        topic: str,
-        group: str,
-        consumer: str,
-        count: int = 100,
-        block_ms: int = 0,
-        partitions: Iterable[int] | None = None,
-    ) -> list[Message]:
-        """Deliver up to ``count`` new messages to ``consumer``; they stay pending until acked.
-
-        Messages come in publish order within each partition. ``block_ms`` waits that long
-        for new messages when there are none. ``partitions`` restricts which partitions
-        this consumer reads (all when None), so several consumers can share a topic while
-        each key keeps its order.
-        """
-
     def consume_batch(
         self,
         topic: str,
@@ -273,12 +256,26 @@ class Queue(ABC):
         block_ms: int = 0,
         partitions: Iterable[int] | None = None,
     ) -> MessageBatch:
-        """:meth:`consume` as one :class:`MessageBatch`: the same messages, held as columns.
+        """Deliver up to ``count`` new messages to ``consumer`` as one :class:`MessageBatch`
+        (columns, no per-message objects); they stay pending until acked.
 
-        Backends override it with a read that builds no per-message objects.
+        Messages come in publish order within each partition. ``block_ms`` waits that long
+        for new messages when there are none. ``partitions`` restricts which partitions
+        this consumer reads (all when None), so several consumers can share a topic while
+        each key keeps its order.
         """
-        msgs = self.consume(topic, group, consumer, count, block_ms, partitions)
-        return MessageBatch.from_messages(msgs, topic)
+
+    def consume(
+        self,
+        topic: str,
+        group: str,
+        consumer: str,
+        count: int = 100,
+        block_ms: int = 0,
+        partitions: Iterable[int] | None = None,
+    ) -> list[Message]:
+        """:meth:`consume_batch` as :class:`Message` objects."""
+        return self.consume_batch(topic, group, consumer, count, block_ms, partitions).messages()
 
     @abstractmethod
     def recover(

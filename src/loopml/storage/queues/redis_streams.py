@@ -209,17 +209,6 @@ class RedisStreamsQueue(Queue):
             )
         return out
 
-    def consume(
-        self,
-        topic: str,
-        group: str,
-        consumer: str,
-        count: int = 100,
-        block_ms: int = 0,
-        partitions: Iterable[int] | None = None,
-    ) -> list[Message]:
-        return self.consume_batch(topic, group, consumer, count, block_ms, partitions).messages()
-
     def consume_batch(
         self,
         topic: str,

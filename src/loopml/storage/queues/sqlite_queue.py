@@ -188,17 +188,6 @@ class SQLiteQueue(Queue):
         return [str(start + i + 1) for i in range(len(rows))]
 
     # -- consuming -----------------------------------------------------------------------
-    def consume(
-        self,
-        topic: str,
-        group: str,
-        consumer: str,
-        count: int = 100,
-        block_ms: int = 0,
-        partitions: Iterable[int] | None = None,
-    ) -> list[Message]:
-        return self.consume_batch(topic, group, consumer, count, block_ms, partitions).messages()
-
     def consume_batch(
         self,
         topic: str,
