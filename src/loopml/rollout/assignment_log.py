@@ -2,9 +2,14 @@
 
 Recording is one tuple append on the serving path. Rows reach the database when the
 buffer holds ``flush_rows`` (a background task) or at the router's next tick, in a
-worker thread. A failed write keeps the rows for the next attempt; the buffer is
-bounded, and rows beyond ``max_rows`` are counted as lost rather than growing memory
-without bound.
+worker thread or through a server's sidecar process. A failed write keeps the rows for
+the next attempt; the buffer is bounded, and rows beyond ``max_rows`` are counted as
+lost rather than growing memory without bound.
+
+With a sidecar that scores shadows, mirrored requests wait here too and go with the next
+batch (or once ``flush_mirrors`` are waiting, so shadow results stay close to real
+time). They are bounded by ``max_mirrors``: when the sidecar falls behind (it runs only
+on idle CPU), the surplus is counted in ``mirrors_dropped``, never queued without bound.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from loopml.rollout.store import ExperimentStore
 
 if TYPE_CHECKING:
-    from loopml.rollout.assignment_writer import AssignmentWriter
+    from loopml.rollout.sidecar import Sidecar
 
 log = logging.getLogger("loopml.rollout")
 
@@ -25,21 +30,30 @@ class AssignmentLog:
     """A bounded buffer of assignment tuples (``ASSIGNMENT_COLUMNS`` order) for one store.
 
     ``store`` is anything with the store's ``add_assignments``: the store itself, or a
-    server's :class:`~loopml.rollout.assignment_writer.AssignmentWriter`.
+    server's :class:`~loopml.rollout.sidecar.Sidecar`.
     """
 
     def __init__(
         self,
-        store: ExperimentStore | AssignmentWriter,
+        store: ExperimentStore | Sidecar,
         flush_rows: int = 2000,
         max_rows: int = 200_000,
+        flush_mirrors: int = 128,
+        max_mirrors: int = 4096,
     ):
         self.store = store
         self.flush_rows = flush_rows
         self.max_rows = max_rows
+        self.flush_mirrors = flush_mirrors
+        self.max_mirrors = max_mirrors
         self.written = 0
         self.lost = 0
+        self.mirrored = 0
+        self.mirrors_dropped = 0
+        #: whether mirrored requests go to the store (a sidecar that scores shadows)
+        self.takes_mirrors = bool(getattr(store, "scores_shadows", False))
         self._rows: list[tuple[Any, ...]] = []
+        self._mirrors: list[tuple[Any, ...]] = []
         #: below this many buffered rows an add needs no other check
         self._fast = min(flush_rows - 1, max_rows)
         self._flushing: asyncio.Task | None = None
@@ -62,6 +76,17 @@ class AssignmentLog:
             self._flushing = asyncio.get_running_loop().create_task(self.flush())
             self._flushing.add_done_callback(self._flushed)
 
+    def add_mirror(self, item: tuple[Any, ...]) -> None:
+        """Queue one mirrored request (``MIRROR_FIELDS`` order) for the sidecar."""
+        mirrors = self._mirrors
+        if len(mirrors) >= self.max_mirrors:
+            self.mirrors_dropped += 1
+            return
+        mirrors.append(item)
+        if len(mirrors) >= self.flush_mirrors and self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self.flush())
+            self._flushing.add_done_callback(self._flushed)
+
     def _flushed(self, task: asyncio.Task) -> None:
         self._flushing = None
 
@@ -69,27 +94,35 @@ class AssignmentLog:
         """Write what is buffered now; on failure the rows stay for the next try.
 
         Writes run one at a time, so when this returns every row added before the call
-        is in the database (a reader that flushes first sees them all).
+        is in the database (a reader that flushes first sees them all). Mirrored
+        requests go along and are scored before the call returns.
         """
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if not self._rows:
+            if not self._rows and not self._mirrors:
                 return 0
             rows, self._rows = self._rows, []
+            mirrors, self._mirrors = self._mirrors, []
             try:
-                write = self.store.add_assignments
-                if asyncio.iscoroutinefunction(write):  # a server's writer process
-                    await write(rows)
+                if mirrors:
+                    _, scored = await self.store.send(rows, mirrors)  # type: ignore[union-attr]
+                    self.mirrored += scored
                 else:
-                    await asyncio.to_thread(write, rows)
+                    write = self.store.add_assignments
+                    if asyncio.iscoroutinefunction(write):  # a server's sidecar process
+                        await write(rows)
+                    else:
+                        await asyncio.to_thread(write, rows)
             except asyncio.CancelledError:  # shutting down: the last flush takes them
                 self._rows[:0] = rows
+                self._mirrors[:0] = mirrors
                 raise
             except Exception as exc:  # noqa: BLE001 - serving goes on; rows are retried
                 room = self.max_rows - len(self._rows)
                 self._rows[:0] = rows[:room]
                 self.lost += max(0, len(rows) - room)
+                self.mirrors_dropped += len(mirrors)
                 log.error("writing %d experiment assignments failed: %s", len(rows), exc)
                 return 0
             self.written += len(rows)

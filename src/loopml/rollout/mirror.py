@@ -1,16 +1,21 @@
 """Shadow traffic: the challenger gets a copy of a request the champion already answered.
 
-The mirror is a task created after the champion's answer is in hand, so the caller
-never waits for it: the challenger costs compute, not the champion's latency. At most
-``router.max_shadow`` mirrors run at once; past that a request is not mirrored and is
-counted in ``router.counts["shadow_dropped"]``, so a slow challenger cannot pile up
-work without bound. Whatever the challenger does, its error never reaches the caller:
-it is recorded with its latency and score, to be compared in the shadow summary.
+In a server, the copy goes to the rollout sidecar (:mod:`loopml.rollout.sidecar`), which
+scores it in another process on idle CPU: the challenger costs compute, never the
+champion's latency, not even the next request's wait on the event loop. Elsewhere (a
+router over models that are not in the project's registry, as in tests) the mirror is a
+task created after the champion's answer is in hand, so the caller never waits for it.
+Either way the backlog is bounded: at most ``router.max_shadow`` in-process mirrors run
+at once, and the sidecar's queue holds at most ``max_mirrors``; past that a request is
+not mirrored and is counted in ``router.counts["shadow_dropped"]``. Whatever the
+challenger does, its error never reaches the caller: it is recorded with its latency
+and score, to be compared in the shadow summary.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +34,27 @@ def mirror(
     call: dict[str, Any],
 ) -> None:
     """Send a copy of this request to the challenger (arm 1) in the background."""
+    assignments = router.assignments
+    if assignments.takes_mirrors:  # a server's sidecar scores it (see the module)
+        version = active.versions[1]
+        assignments.add_mirror(
+            (
+                active.name,
+                active.arms[1],
+                version if version is not None else active.arms[1],
+                model_name,
+                call["request_id"],
+                unit,
+                columns,
+                call["headers"],
+                call["params"],
+                call["protocol"],
+                time.time(),
+            )
+        )
+        return
     if len(router._shadows) >= router.max_shadow:
-        router.counts["shadow_dropped"] += 1
+        router._counts["shadow_dropped"] += 1
         return
     task = asyncio.get_running_loop().create_task(
         _shadow(router, active, model_name, columns, unit, dict(call))
@@ -53,5 +77,5 @@ async def _shadow(
         result, latency, error = await router._call(active, 1, model_name, columns, unit, call)
     except Exception as exc:  # noqa: BLE001 - a mirror must never surface an error
         result, latency, error = None, 0.0, exc
-    router.counts["shadow"] += 1
+    router._counts["shadow"] += 1
     router._record(active, rid, unit, 1, "shadow", latency, error, score_of(result), result)

@@ -100,7 +100,7 @@ class ExperimentRouter:
         self.writer = writer
         self.assignments = AssignmentLog(writer or store, flush_rows, max_buffer)
         self._add = self.assignments.add
-        self.counts = {"shadow": 0, "shadow_dropped": 0}
+        self._counts = {"shadow": 0, "shadow_dropped": 0}
         self._active: dict[str, ActiveExperiment] = {}
         self._revisions: dict[str, tuple[int, str]] = {}
         self._shadows: set[asyncio.Task] = set()
@@ -123,11 +123,22 @@ class ExperimentRouter:
             kwargs["events"] = EventLog.from_config(cfg)
         store = ExperimentStore.from_config(cfg)
         if "writer" not in kwargs:
-            from loopml.rollout.assignment_writer import AssignmentWriter
+            from loopml.rollout.sidecar import Sidecar
 
-            # a server writes its assignment rows from a child process (see the module)
-            kwargs["writer"] = AssignmentWriter(store.url)
+            # a server writes its assignment rows, and scores its shadows when the models
+            # come from the project's registry, in a child process (see the module)
+            project = str(cfg.root) if registry is not None else None
+            kwargs["writer"] = Sidecar(store.url, project=project)
         return cls(dataplane, store, registry=registry, **kwargs)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Shadow requests scored and not mirrored (over the limit), in process or not."""
+        log = self.assignments
+        return {
+            "shadow": self._counts["shadow"] + log.mirrored,
+            "shadow_dropped": self._counts["shadow_dropped"] + log.mirrors_dropped,
+        }
 
     def __getattr__(self, name: str) -> Any:
         # everything that is not routing (lookup, repository, metrics...) is the data plane's

@@ -73,15 +73,10 @@ class ServerState:
         from loopml.storage.online import OnlineStore, open_kv
 
         self.eventlog = EventLog.from_config(cfg)
-        spool = self.eventlog.spool_writer("prediction", seal_s=self.online.log_seal_s)
-        self.predlog = PredictionLog(
-            spool.write
-            if spool
-            else functools.partial(self.eventlog.append_generated, "prediction"),
-            close=spool.seal if spool else None,
-            due=spool.due if spool else None,
-            sample_rate=serve.log_sample_rate,
-            flush_s=self.online.log_flush_s,
+        self.predlog = prediction_log(
+            cfg,
+            self.eventlog,
+            self.online,
             on_count=lambda result, n: self.metrics.child(self.metrics.predlog, result).inc(n),
         )
         self.online_store = OnlineStore(cfg.url("online"))
@@ -185,3 +180,22 @@ class ServerState:
             gc.unfreeze()
             self._froze = False
         self.executor.shutdown(wait=False)
+
+
+def prediction_log(
+    cfg: ProjectConfig,
+    eventlog: Any,
+    online: Any,
+    on_count: Any = None,
+) -> PredictionLog:
+    """The project's prediction log for one serving process: JSON lines into the event
+    log's spool on local disk (no pyarrow in the process), Parquet appends elsewhere."""
+    spool = eventlog.spool_writer("prediction", seal_s=online.log_seal_s)
+    return PredictionLog(
+        spool.write if spool else functools.partial(eventlog.append_generated, "prediction"),
+        close=spool.seal if spool else None,
+        due=spool.due if spool else None,
+        sample_rate=cfg.serve.log_sample_rate,
+        flush_s=online.log_flush_s,
+        on_count=on_count,
+    )
