@@ -15,6 +15,7 @@ server's CPU (``INFO cpu``) is work the learner hands to another process: each R
 row is followed by the same runs with that CPU added.
 
     .venv/bin/python bench/stream.py [--impressions 30000] [--repeats 3] [--no-redis]
+        [--models logreg] [--only-main] [--backends redis] [--pack N]
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from loopml.storage.queues import open_queue
 REDIS = "redis://127.0.0.1:6379/13"  # not 15: test suites flush that one
 WINDOW = 1800.0
 BASELINE = "River bare `learn_one` loop (baseline)"
+BACKENDS = [("SQLite queue", "sqlite"), ("Redis Streams", REDIS)]
 
 
 def make_events(impressions: int) -> list[dict]:
@@ -206,6 +208,10 @@ def redis_server_cpu() -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+#: events per queue entry when the bench publishes (None: the ``[stream] pack`` default)
+PACK: int | None = None
+
+
 def full_learner(
     url: str,
     events: list[dict],
@@ -223,9 +229,10 @@ def full_learner(
         text = text.replace('queue = "sqlite:///.loopml/queue.db"', f'queue = "{url}"')
         (root / "loopml.toml").write_text(text)
     cfg = ProjectConfig.load(root)
+    pack = PACK or StreamSettings.from_config(cfg).pack  # what `loopml stream produce` does
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
         for i in range(0, len(events), 5000):
-            q.publish_many("events", events[i : i + 5000])
+            q.publish_many("events", events[i : i + 5000], pack=pack)
     settings = StreamSettings.from_config(
         cfg,
         model=model,
@@ -275,12 +282,23 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-redis", action="store_true")
     ap.add_argument("--out", default="bench/results/stream.md")
+    ap.add_argument("--models", default="logreg,hoeffding", help="per-event blocks to run")
+    ap.add_argument(
+        "--only-main", action="store_true", help="skip the mini-batch, sgd and dense blocks"
+    )
+    ap.add_argument("--backends", default="sqlite,redis", help="queues of the full learner")
+    ap.add_argument(
+        "--pack", type=int, default=None, help="events per queue entry (default: [stream] pack)"
+    )
     args = ap.parse_args()
+    global PACK
+    PACK = args.pack
 
     events = make_events(args.impressions)
     examples = labelled_examples(copy.deepcopy(events))
     print(f"{len(events):,} events, {len(examples):,} labelled examples")
-    backends = [("SQLite queue", "sqlite")] + ([] if args.no_redis else [("Redis Streams", REDIS)])
+    wanted = set(args.backends.split(",")) - ({"redis"} if args.no_redis else set())
+    backends = [(label, url) for label, url in BACKENDS if label.split()[0].lower() in wanted]
     full_learner("sqlite", events, "logreg")  # first-use imports, not measured
     rows: list[tuple[str, str, float, float, tuple[float, float]]] = []
 
@@ -291,7 +309,7 @@ def main() -> None:
                 rows.append((model, f"{path}, Redis server CPU added", *rates(rs, True), base))
 
     logreg_base = None
-    for model in ("logreg", "hoeffding"):
+    for model in args.models.split(","):
         paths: dict[str, Callable[[], Run]] = {
             BASELINE: lambda m=model: bare_learn(m, examples),
             "River bare `predict_proba_one` + `learn_one`": lambda m=model: bare_progressive(
@@ -310,54 +328,55 @@ def main() -> None:
         logreg_base = logreg_base or base
         table(model, runs, base)
 
-    # mini-batches on the sparse CTR features, against the per-event logreg loop
-    paths = {
-        BASELINE: lambda: bare_learn("logreg", examples),
-        "River `learn_many` (pipeline, pandas frame), 500 rows": lambda: bare_mini_batch(
-            "logreg", examples
-        ),
-        "loopml mini-batch update (`learn_rows`, sparse), 500 rows": lambda: loopml_mini_batch(
-            "logreg", examples
-        ),
-    }
-    for label, url in backends:
-        paths[f"loopml learner, {label}, mini-batch 500"] = lambda u=url: full_learner(
-            u, events, "logreg", 500
+    if not args.only_main:
+        # mini-batches on the sparse CTR features, against the per-event logreg loop
+        paths = {
+            BASELINE: lambda: bare_learn("logreg", examples),
+            "River `learn_many` (pipeline, pandas frame), 500 rows": lambda: bare_mini_batch(
+                "logreg", examples
+            ),
+            "loopml mini-batch update (`learn_rows`, sparse), 500 rows": lambda: loopml_mini_batch(
+                "logreg", examples
+            ),
+        }
+        for label, url in backends:
+            paths[f"loopml learner, {label}, mini-batch 500"] = lambda u=url: full_learner(
+                u, events, "logreg", 500
+            )
+        runs = rotate(paths, args.repeats)
+        base = rates(runs.pop(BASELINE))
+        table("logreg", runs, base)
+        runs = rotate(
+            {
+                "scikit-learn `partial_fit` (hashed), 500 rows": lambda: bare_mini_batch(
+                    "sgd", examples
+                ),
+                "loopml learner, SQLite queue, mini-batch 500": lambda: full_learner(
+                    "sqlite", events, "sgd", 500
+                ),
+            },
+            args.repeats,
         )
-    runs = rotate(paths, args.repeats)
-    base = rates(runs.pop(BASELINE))
-    table("logreg", runs, base)
-    runs = rotate(
-        {
-            "scikit-learn `partial_fit` (hashed), 500 rows": lambda: bare_mini_batch(
-                "sgd", examples
-            ),
-            "loopml learner, SQLite queue, mini-batch 500": lambda: full_learner(
-                "sqlite", events, "sgd", 500
-            ),
-        },
-        args.repeats,
-    )
-    table("sgd", runs, base)
+        table("sgd", runs, base)
 
-    # dense numeric features (River's Phishing, repeated): where mini-batches pay off
-    dense_events, dense_examples = dense_stream(len(examples))
-    plain = {"crosses": ()}
-    paths = {
-        BASELINE: lambda: bare_learn("logreg", dense_examples, **plain),
-        "River `learn_many` (pipeline, pandas frame), 500 rows": lambda: bare_mini_batch(
-            "logreg", dense_examples, **plain
-        ),
-        "loopml mini-batch update (`learn_rows`, sparse), 500 rows": lambda: loopml_mini_batch(
-            "logreg", dense_examples, **plain
-        ),
-    }
-    for mb in (1, 500):
-        paths[f"loopml learner, SQLite queue, mini-batch {mb}"] = lambda b=mb: full_learner(
-            "sqlite", dense_events, "logreg", b, 25, **plain
-        )
-    runs = rotate(paths, args.repeats)
-    table("logreg, dense", runs, rates(runs[BASELINE]))
+        # dense numeric features (River's Phishing, repeated): where mini-batches pay off
+        dense_events, dense_examples = dense_stream(len(examples))
+        plain = {"crosses": ()}
+        paths = {
+            BASELINE: lambda: bare_learn("logreg", dense_examples, **plain),
+            "River `learn_many` (pipeline, pandas frame), 500 rows": lambda: bare_mini_batch(
+                "logreg", dense_examples, **plain
+            ),
+            "loopml mini-batch update (`learn_rows`, sparse), 500 rows": lambda: loopml_mini_batch(
+                "logreg", dense_examples, **plain
+            ),
+        }
+        for mb in (1, 500):
+            paths[f"loopml learner, SQLite queue, mini-batch {mb}"] = lambda b=mb: full_learner(
+                "sqlite", dense_events, "logreg", b, 25, **plain
+            )
+        runs = rotate(paths, args.repeats)
+        table("logreg, dense", runs, rates(runs[BASELINE]))
 
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     lines = [
@@ -381,6 +400,10 @@ def main() -> None:
     ]
     flags = f"--impressions {args.impressions} --repeats {args.repeats}"
     flags += " --no-redis" if args.no_redis else ""
+    flags += f" --models {args.models}" if args.models != "logreg,hoeffding" else ""
+    flags += f" --backends {args.backends}" if args.backends != "sqlite,redis" else ""
+    flags += " --only-main" if args.only_main else ""
+    flags += f" --pack {args.pack}" if args.pack else ""
     lines += ["", f"Command: `.venv/bin/python bench/stream.py {flags}`", ""]
     text = "\n".join(lines)
     print(text)

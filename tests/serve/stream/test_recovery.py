@@ -59,13 +59,24 @@ def _kill_when_lag_below(cfg, proc: subprocess.Popen, threshold: int, total: int
 
 @pytest.mark.parametrize("stream_project", ["sqlite", "redis"], indirect=True)
 def test_sigkill_at_random_points_loses_nothing_and_learns_nothing_twice(stream_project) -> None:
-    cfg = stream_project
-    rng = random.Random(7 if "sqlite" in cfg.url("queue") else 11)
+    _sigkill_at_random_points(stream_project, pack=1)
+
+
+@pytest.mark.parametrize("stream_project", ["redis"], indirect=True)
+def test_sigkill_inside_packed_entries_loses_nothing_and_learns_nothing_twice(
+    stream_project,
+) -> None:
+    """Entries of 7 events read 32 at a time: kills and commits fall inside entries."""
+    _sigkill_at_random_points(stream_project, pack=7)
+
+
+def _sigkill_at_random_points(cfg, pack: int) -> None:
+    rng = random.Random((7 if "sqlite" in cfg.url("queue") else 11) + pack)
     events = phishing_events(delay_labels=True)[:1600]  # 800 examples and their labels
     retried = [dict(e) for e in rng.sample(events, 60)]  # producer retries: same event ids
     stream = events[:900] + retried[:30] + events[900:] + retried[30:]
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
-        q.publish_many("events", stream)
+        q.publish_many("events", stream, pack=pack)
     total = len(stream)
 
     pending_at_kill = []
@@ -132,3 +143,41 @@ def test_crash_between_checkpoint_and_ack_skips_the_redelivered_events(project_d
     assert learner.counts_["redelivered"] == 100  # all 100 were already in the checkpoint
     assert learner.counts_["example"] == 600
     again.queue.close()
+
+
+@pytest.mark.parametrize("stream_project", ["redis"], indirect=True)
+def test_a_checkpoint_inside_a_packed_entry_resumes_at_the_event(stream_project) -> None:
+    """Redis, entries of 10: the learner commits after 405 events (half of entry 41 is
+    acked, its entry is not), applies and checkpoints 100 more, dies before acking. The
+    restart gets entries 41-51 back whole and skips exactly the 105 events it learnt."""
+    from loopml.serve.stream.runner import open_runner
+    from loopml.serve.stream.settings import StreamSettings
+
+    cfg = stream_project
+    stream = phishing_events()[:600]
+    with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
+        q.publish_many("events", stream, pack=10)
+    settings = StreamSettings(
+        name="phish",
+        label_window_s=WINDOW,
+        consume_batch=50,
+        commit_every=10_000,
+        commit_seconds=3600,
+        model_params={"crosses": []},
+    )
+    runner = open_runner(cfg, settings, with_registry=False)
+    assert runner.run(max_events=405).consumed == 405  # never past the limit
+    assert runner.learner.positions_["events:0"][2] == 4  # inside an entry
+    runner._apply(runner.queue.consume("events", "phish", "phish", count=100))
+    runner.checkpoints.save(runner.state)
+    runner.queue.close()
+
+    again = open_runner(cfg, settings, with_registry=False)
+    report = again.run(idle_timeout_s=0.2)
+    assert report.recovered == 110  # entries 41-51: 400..509
+    learner = again.learner
+    assert learner.counts_["redelivered"] == 105  # 400..504 were in the checkpoint
+    assert learner.counts_["example"] == 600 and learner.counts_.get("duplicates", 0) == 0
+    again.queue.close()
+    with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
+        assert q.pending("events", "phish") == 0 and q.lag("events", "phish") == 0

@@ -4,7 +4,8 @@ The simulated world's logs (or any event frames) become queue payloads: ``type``
 ``event_id``, ``ts`` as epoch seconds, and the schema's fields. Users and items come
 first at equal times, impressions before their clicks, so the learner sees profiles
 before the impressions that need them. Keys are user ids (one user's events stay in
-order on a partitioned topic).
+order on a partitioned topic). Each chunk is published with ``pack`` (``[stream] pack``):
+up to that many consecutive events of a partition share one queue entry.
 """
 
 from __future__ import annotations
@@ -63,8 +64,13 @@ def publish_events(
     chunk: int = 5000,
     limit: int | None = None,
     progress: bool = False,
+    pack: int = 1,
 ) -> int:
-    """Publish ``frames`` to ``topic`` in event-time order; return how many were sent."""
+    """Publish ``frames`` to ``topic`` in event-time order; return how many were sent.
+
+    ``pack`` > 1 stores up to that many events of one partition per queue entry (see
+    :meth:`~loopml.storage.queues.base.Queue.publish_many`).
+    """
     total = sum(len(f) for k, f in frames.items() if k in _ORDER and k != "conversion")
     if limit is not None:
         total = min(total, limit)
@@ -85,13 +91,13 @@ def publish_events(
             batch.append(payload)
             keys.append(key)
             if len(batch) >= chunk:
-                queue.publish_many(topic, batch, keys)
+                queue.publish_many(topic, batch, keys, pack=pack)
                 sent += len(batch)
                 if bar is not None:
                     bar.update(task, advance=len(batch))
                 batch, keys = [], []
         if batch:
-            queue.publish_many(topic, batch, keys)
+            queue.publish_many(topic, batch, keys, pack=pack)
             sent += len(batch)
             if bar is not None:
                 bar.update(task, advance=len(batch))
@@ -111,7 +117,9 @@ def produce_sim(
     progress: bool = False,
     **world: Any,
 ) -> int:
-    """`loopml stream produce`: simulate ``days`` of the world and publish them."""
+    """`loopml stream produce`: simulate ``days`` of the world and publish them, packed
+    as ``[stream] pack`` says."""
+    from loopml.serve.stream.settings import StreamSettings
     from loopml.sim.config import WorldConfig
     from loopml.sim.world import World
     from loopml.storage.queues import open_queue
@@ -119,7 +127,14 @@ def produce_sim(
     w = World(WorldConfig(seed=seed, days=days, impressions_per_day=impressions_per_day, **world))
     frames = w.generate(progress=progress)
     with open_queue(cfg.url("queue"), namespace=cfg.name) as queue:
-        return publish_events(queue, frames, topic=topic, limit=limit, progress=progress)
+        return publish_events(
+            queue,
+            frames,
+            topic=topic,
+            limit=limit,
+            progress=progress,
+            pack=StreamSettings.from_config(cfg).pack,
+        )
 
 
 def _missing(value: Any) -> bool:

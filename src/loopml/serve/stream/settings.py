@@ -31,6 +31,9 @@ class StreamSettings:
     label_window_s: float = 1800.0
     mini_batch: int = 1
     consume_batch: int = 500
+    #: events per stored queue entry when the producer publishes (Redis Streams pays its
+    #: per-entry work once per pack; 1 = one entry per event; the SQLite queue ignores it)
+    pack: int = 100
     commit_every: int = 5000
     commit_seconds: float = 5.0
     snapshot_every: int = 100_000
@@ -49,7 +52,7 @@ class StreamSettings:
                 f"stream.model {self.model!r} is unknown; {did_you_mean(self.model, MODELS)}",
                 key="stream.model",
             )
-        for key in ("mini_batch", "consume_batch", "commit_every", "snapshot_every"):
+        for key in ("mini_batch", "consume_batch", "pack", "commit_every", "snapshot_every"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"stream.{key} must be >= 1, got {value!r}", key=f"stream.{key}")

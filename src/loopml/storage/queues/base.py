@@ -10,6 +10,13 @@ consumers acknowledge only after the effect of a message is durable, and dedupli
 by event id or position so a redelivered message never counts twice. High-rate
 consumers read with :meth:`Queue.consume_batch`, which hands over a delivery as columns
 (:class:`MessageBatch`) and acks it in one call.
+
+A producer may *pack* messages published together (``publish_many(..., pack=n)``): up
+to ``n`` consecutive messages of one partition share one stored entry, as Kafka's record
+batches do, so a backend whose cost is per entry (Redis Streams) pays it once per pack.
+Consumers still see one message per event, each with a position of its own (an entry's
+position plus the event's index in it), and a packed entry is acknowledged in the
+backend only once every one of its events is.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ from typing import Any
 from loopml.core.errors import ClosedError, ValidationError
 from loopml.core.names import check_name
 
-#: A position inside one partition, comparable across messages of that partition.
-Position = tuple[int, int]
+#: A position inside one partition, comparable across messages of that partition: the
+#: entry's two numbers, plus the event's index for an event of a packed entry.
+Position = tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +250,15 @@ class Queue(ABC):
         topic: str,
         payloads: Sequence[dict[str, Any]],
         keys: Sequence[str | None] | None = None,
+        pack: int = 1,
     ) -> list[str]:
-        """Append messages in order, atomically where the backend allows; return their ids."""
+        """Append messages in order, atomically where the backend allows; return their ids.
+
+        ``pack`` > 1 lets the backend store up to that many consecutive messages of one
+        partition as one entry (see the module docstring); a backend whose cost is per
+        message anyway may ignore it. Nothing waits to fill a pack: only messages of this
+        call are packed together.
+        """
 
     # -- consuming -----------------------------------------------------------------------
     @abstractmethod
@@ -348,6 +363,15 @@ def check_keys(payloads: Sequence[Any], keys: Sequence[str | None] | None) -> li
             field="keys",
         )
     return keys
+
+
+def check_pack(pack: object) -> int:
+    if isinstance(pack, bool) or not isinstance(pack, int) or not 1 <= pack <= 100_000:
+        raise ValidationError(
+            f"pack must be an integer from 1 to 100000 (messages per stored entry), got {pack!r}",
+            field="pack",
+        )
+    return pack
 
 
 def check_payload(payload: object) -> dict[str, Any]:

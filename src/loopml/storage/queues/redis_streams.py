@@ -11,14 +11,29 @@ RESP elements per entry, which redis-py parses in pure Python slower than the le
 learns; the script returns a partition's entries as four strings (ids, keys, payloads
 joined into one JSON array) and an ack sends its ids as one string. The server does a
 little more (the benchmark reports its CPU), the client much less.
+
+Packed entries (``publish_many(..., pack=n)``) hold up to ``n`` events of one partition:
+fields ``n`` (the count), ``v`` (a JSON array of payloads) and ``k`` (a JSON array of
+keys). Redis's own work (``XADD``, ``XREADGROUP``, the pending list, ``XACK``) is then
+paid per entry, not per event. Reads unpack them: an event's id is
+``<entry id>:<index>/<count>`` and its position the entry's plus its index. Reads still
+count events: when an entry holds more than a read asked for, the rest waits in this
+client (delivered, so pending in Redis) and comes first in the consumer's next read. An
+entry is ``XACK``-ed once all its events are acked; until then this client remembers
+which are (a consumer that dies before gets the whole entry again from ``recover``, and
+deduplicates by position or event id as it must anyway).
 """
 
 from __future__ import annotations
 
+import operator
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from loopml.core.errors import UnavailableError
+from loopml.core.errors import IntegrityError, UnavailableError
 from loopml.storage.queues.base import (
     Message,
     MessageBatch,
@@ -27,6 +42,7 @@ from loopml.storage.queues.base import (
     ReadAhead,
     check_count,
     check_keys,
+    check_pack,
     check_partitions,
     check_payload,
     check_topic,
@@ -36,16 +52,29 @@ from loopml.storage.queues.codec import decode, encode
 
 _PAGE = 1000
 
-#: ``XACK key group id...`` for each key, its ids given as one space-separated string.
+#: For each key, its ARGV string of space-separated tokens: ``id`` is XACK-ed (in
+#: batches), ``id*w`` is XACK-ed and counts ``w`` events (a packed entry completed by this
+#: ack), ``id?w`` counts ``w`` events if the entry is pending (a packed entry partly acked:
+#: not XACK-ed yet).
 _ACK = """
 local acked = 0
 for i, stream in ipairs(KEYS) do
   local ids = {}
-  for id in string.gmatch(ARGV[i + 1], '%S+') do
-    ids[#ids + 1] = id
-    if #ids == 1000 then
-      acked = acked + redis.call('XACK', stream, ARGV[1], unpack(ids))
-      ids = {}
+  for tok in string.gmatch(ARGV[i + 1], '%S+') do
+    local at = string.find(tok, '[*?]')
+    if at then
+      local id, w = string.sub(tok, 1, at - 1), tonumber(string.sub(tok, at + 1))
+      if string.sub(tok, at, at) == '*' then
+        acked = acked + w * redis.call('XACK', stream, ARGV[1], id)
+      elseif #redis.call('XPENDING', stream, ARGV[1], id, id, 1) > 0 then
+        acked = acked + w
+      end
+    else
+      ids[#ids + 1] = tok
+      if #ids == 1000 then
+        acked = acked + redis.call('XACK', stream, ARGV[1], unpack(ids))
+        ids = {}
+      end
     end
   end
   if #ids > 0 then
@@ -55,39 +84,150 @@ end
 return acked
 """
 
-#: ``XREADGROUP GROUP g c COUNT n STREAMS key >`` per key; each partition's entries come
-#: back as {key index, "id id ...", "[key or null, ...]", "[payload, ...]"}: the stored
-#: payloads are JSON already, so joining them is all the server does per entry.
+#: ``XREADGROUP GROUP g c COUNT n STREAMS key >`` per key, until the key's wanted number
+#: of *events* (ARGV[1 + 2i]) is reached; ARGV[2 + 2i] is the largest entry of the key's
+#: last read (0: unknown), so a packed stream is read a few entries at a time and a read
+#: overshoots by less than one entry. Each key's entries come back as {key index,
+#: "id id ...", "[key or null, ...]", "[payload, ...]", sizes} with one key and payload
+#: per event (a packed entry's arrays are spliced in) and sizes "" when no entry is
+#: packed, else one number per entry (0 for a plain entry).
 _READ_NEW = """
 local out = {}
 for i, stream in ipairs(KEYS) do
-  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
-                       'STREAMS', stream, '>')
-  if r and #r[1][2] > 0 then
-    local ids, keys, vals = {}, {}, {}
-    for j, e in ipairs(r[1][2]) do
+  local want = tonumber(ARGV[1 + 2 * i])
+  local most = tonumber(ARGV[2 + 2 * i])
+  local ids, keys, vals, sizes = {}, {}, {}, {}
+  local got, j, packed = 0, 0, false
+  while got < want do
+    local c = want - got
+    if most ~= 1 then
+      c = 1
+      if most > 1 then c = math.max(1, math.floor((want - got) / most)) end
+    end
+    local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', c,
+                         'STREAMS', stream, '>')
+    if not r then break end
+    local entries = r[1][2]
+    for _, e in ipairs(entries) do
+      j = j + 1
       ids[j] = e[1]
       local f = e[2]
-      keys[j] = cjson.null
+      local v, k, n = nil, nil, nil
       for m = 1, #f, 2 do
-        if f[m] == 'v' then
-          vals[j] = f[m + 1]
-        elseif f[m] == 'k' then
-          keys[j] = f[m + 1]
+        local name = f[m]
+        if name == 'v' then
+          v = f[m + 1]
+        elseif name == 'k' then
+          k = f[m + 1]
+        elseif name == 'n' then
+          n = f[m + 1]
         end
       end
+      if n then
+        n = tonumber(n)
+        packed = true
+        vals[j] = string.sub(v, 2, -2)
+        keys[j] = string.sub(k, 2, -2)
+        sizes[j] = n
+      else
+        n = 1
+        vals[j] = v
+        if k then keys[j] = cjson.encode(k) else keys[j] = 'null' end
+        sizes[j] = 0
+      end
+      got = got + n
+      if n > most then most = n end
     end
-    out[#out + 1] = {i, table.concat(ids, ' '), cjson.encode(keys),
-                     '[' .. table.concat(vals, ',') .. ']'}
+    if #entries < c then break end
+  end
+  if j > 0 then
+    local s = ''
+    if packed then s = table.concat(sizes, ' ') end
+    out[#out + 1] = {i, table.concat(ids, ' '), '[' .. table.concat(keys, ',') .. ']',
+                     '[' .. table.concat(vals, ',') .. ']', s}
   end
 end
 return out
 """
 
+#: Events in the group's pending entries of one stream (KEYS[1]; KEYS[2] the packed
+#: counts hash); ARGV[2..] are "id w" of entries partly acked by the caller.
+_PENDING = """
+local total = redis.call('XPENDING', KEYS[1], ARGV[1])[1]
+if total == 0 then return 0 end
+local extra = tonumber(redis.call('HGET', KEYS[2], KEYS[1]) or '0')
+if extra == 0 then return total end
+total = 0
+local start = '-'
+while true do
+  local rows = redis.call('XPENDING', KEYS[1], ARGV[1], start, '+', 1000)
+  for _, row in ipairs(rows) do
+    local e = redis.call('XRANGE', KEYS[1], row[1], row[1])
+    local n = 1
+    if #e > 0 then
+      local f = e[1][2]
+      for m = 1, #f, 2 do
+        if f[m] == 'n' then n = tonumber(f[m + 1]) end
+      end
+    end
+    total = total + n
+  end
+  if #rows < 1000 then break end
+  start = '(' .. rows[#rows][1]
+end
+for m = 2, #ARGV, 2 do
+  local id = ARGV[m]
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) > 0 then
+    total = total - tonumber(ARGV[m + 1])
+  end
+end
+return total
+"""
+
+#: Events after the group's last delivered entry of one packed stream (KEYS[1]).
+_LAG = """
+local last = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local name, id = nil, nil
+  for m = 1, #g, 2 do
+    if g[m] == 'name' then name = g[m + 1] elseif g[m] == 'last-delivered-id' then id = g[m + 1] end
+  end
+  if name == ARGV[1] then last = id end
+end
+if not last then return 0 end
+local total, start = 0, '(' .. last
+while true do
+  local entries = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 1000)
+  for _, e in ipairs(entries) do
+    local f, n = e[2], 1
+    for m = 1, #f, 2 do
+      if f[m] == 'n' then n = tonumber(f[m + 1]) end
+    end
+    total = total + n
+  end
+  if #entries < 1000 then break end
+  start = '(' .. entries[#entries][1]
+end
+return total
+"""
+
+#: An event's position -> its entry's (ms, seq).
+_ENTRY = operator.itemgetter(slice(0, 2))
+
 
 def _position(entry_id: str) -> Position:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _entry_of(message_id: str) -> str:
+    """The stream entry id of a message id (``<entry>:<index>/<count>`` when packed)."""
+    return message_id.partition(":")[0]
+
+
+@lru_cache(maxsize=256)
+def _suffixes(n: int) -> tuple[str, ...]:
+    return tuple(f":{i}/{n}" for i in range(n))
 
 
 class RedisStreamsQueue(Queue):
@@ -112,14 +252,34 @@ class RedisStreamsQueue(Queue):
         self._read_script: Any = None
         self._read_loaded = False
         self._ack_script: Any = None
+        self._pending_script: Any = None
+        self._lag_script: Any = None
+        #: (stream, group, consumer) -> events read from Redis, not yet handed over
+        self._carry: dict[tuple[str, str, str], MessageBatch] = {}
+        #: (stream, group, entry id) -> indices acked of a packed entry not yet XACK-ed
+        self._partial: dict[tuple[str, str, str], set[int]] = {}
+        #: stream -> events in the largest entry of its last read (how many to ask for)
+        self._most: dict[str, int] = {}
 
     # -- keys ----------------------------------------------------------------------------
     @property
     def _topics_key(self) -> str:
         return f"{self.namespace}:q:topics"
 
+    @property
+    def _packed_key(self) -> str:
+        """A hash: stream -> events stored in it beyond one per entry (packed entries)."""
+        return f"{self.namespace}:q:packed"
+
     def _stream(self, topic: str, part: int) -> str:
         return f"{self.namespace}:q:{topic}:{part}"
+
+    def _forget(self, streams: set[str]) -> None:
+        """Drop this client's state about ``streams`` (deleted)."""
+        self._carry = {k: v for k, v in self._carry.items() if k[0] not in streams}
+        self._partial = {k: v for k, v in self._partial.items() if k[0] not in streams}
+        for stream in streams:
+            self._most.pop(stream, None)
 
     # -- topics --------------------------------------------------------------------------
     def create_topic(self, topic: str, partitions: int = 1) -> int:
@@ -146,15 +306,20 @@ class RedisStreamsQueue(Queue):
 
     def length(self, topic: str) -> int:
         self._check_open()
-        return sum(self._redis.xlen(self._stream(topic, p)) for p in range(self.partitions(topic)))
+        streams = [self._stream(topic, p) for p in range(self.partitions(topic))]
+        entries = sum(self._redis.xlen(s) for s in streams)
+        extra = self._redis.hmget(self._packed_key, streams)
+        return entries + sum(int(x) for x in extra if x is not None)
 
     def delete_topic(self, topic: str) -> None:
         self._check_open()
         keys = [self._stream(topic, p) for p in range(self.partitions(topic))]
         self._redis.delete(*keys)
+        self._redis.hdel(self._packed_key, *keys)
         self._redis.hdel(self._topics_key, topic)
         self._parts.pop(topic, None)
-        self._groups = {g for g in self._groups if not g[0].startswith(f"{topic}:")}
+        self._groups = {g for g in self._groups if g[0] not in keys}
+        self._forget(set(keys))
 
     # -- producing -----------------------------------------------------------------------
     def publish_many(
@@ -162,18 +327,60 @@ class RedisStreamsQueue(Queue):
         topic: str,
         payloads: Sequence[dict[str, Any]],
         keys: Sequence[str | None] | None = None,
+        pack: int = 1,
     ) -> list[str]:
+        """Append messages in one transaction; with ``pack`` > 1, up to ``pack``
+        consecutive messages of a partition go into one entry (see the module docstring).
+        """
         self._check_open()
         check_topic(topic)
+        check_pack(pack)
         keys = check_keys(payloads, keys)
         parts = self.partitions(topic) if topic in self._parts else self.create_topic(topic)
         pipe = self._redis.pipeline(transaction=True)
-        for payload, key in zip(payloads, keys, strict=True):
-            fields = {b"v": encode(check_payload(payload))}
-            if key is not None:
-                fields[b"k"] = key.encode()
-            pipe.xadd(self._stream(topic, partition_for(key, parts)), fields)
-        return [i.decode() for i in pipe.execute()]
+        if pack == 1:
+            for payload, key in zip(payloads, keys, strict=True):
+                fields = {b"v": encode(check_payload(payload))}
+                if key is not None:
+                    fields[b"k"] = key.encode()
+                pipe.xadd(self._stream(topic, partition_for(key, parts)), fields)
+            return [i.decode() for i in pipe.execute()]
+        data = [encode(check_payload(p)) for p in payloads]
+        by_part: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            by_part.setdefault(partition_for(key, parts), []).append(i)
+        groups: list[list[int]] = []  # the messages of each entry, in the order sent
+        extra: dict[str, int] = {}
+        for part, members in by_part.items():
+            stream = self._stream(topic, part)
+            for start in range(0, len(members), pack):
+                group = members[start : start + pack]
+                if len(group) == 1:
+                    (i,) = group
+                    fields = {b"v": data[i]}
+                    if keys[i] is not None:
+                        fields[b"k"] = keys[i].encode()  # type: ignore[union-attr]
+                else:
+                    fields = {
+                        b"n": str(len(group)).encode(),
+                        b"v": b"[" + b",".join([data[i] for i in group]) + b"]",
+                        b"k": encode([keys[i] for i in group]),  # type: ignore[dict-item]
+                    }
+                    extra[stream] = extra.get(stream, 0) + len(group) - 1
+                pipe.xadd(stream, fields)
+                groups.append(group)
+        for stream, n in extra.items():
+            pipe.hincrby(self._packed_key, stream, n)
+        replies = pipe.execute()
+        ids: list[str] = [""] * len(payloads)
+        for group, raw in zip(groups, replies, strict=False):
+            entry = raw.decode()
+            if len(group) == 1:
+                ids[group[0]] = entry
+            else:
+                for i, suffix in zip(group, _suffixes(len(group)), strict=True):
+                    ids[i] = entry + suffix
+        return ids
 
     # -- consuming -----------------------------------------------------------------------
     def _ensure_group(self, topic: str, group: str, part: int) -> str:
@@ -189,24 +396,46 @@ class RedisStreamsQueue(Queue):
             self._groups.add((stream, group))
         return stream
 
-    def _messages(self, topic: str, part: int, entries: list, deliveries: int = 1) -> list[Message]:
+    def _messages(
+        self, topic: str, part: int, entries: list, group: str | None = None
+    ) -> list[Message]:
+        """Entries as messages, a packed entry as one per event (those this client has
+        not acked yet, when ``group`` is given)."""
         out = []
+        stream = self._stream(topic, part)
         for raw_id, fields in entries:
             if not fields:  # an entry deleted while pending: nothing left to deliver
                 continue
             entry_id = raw_id.decode()
-            key = fields.get(b"k")
-            out.append(
-                Message(
-                    topic,
-                    part,
-                    entry_id,
-                    _position(entry_id),
-                    key.decode() if key is not None else None,
-                    decode(fields[b"v"]),
-                    deliveries,
+            position = _position(entry_id)
+            size = fields.get(b"n")
+            if size is None:
+                key = fields.get(b"k")
+                out.append(
+                    Message(
+                        topic,
+                        part,
+                        entry_id,
+                        position,
+                        key.decode() if key is not None else None,
+                        decode(fields[b"v"]),
+                    )
                 )
-            )
+                continue
+            n = int(size)
+            done = self._partial.get((stream, group, entry_id), ()) if group else ()
+            payloads, keys = decode(fields[b"v"]), decode(fields[b"k"])
+            if not len(payloads) == len(keys) == n:
+                raise IntegrityError(
+                    f"packed entry {entry_id} of {stream} says {n} events but holds "
+                    f"{len(payloads)} payloads and {len(keys)} keys",
+                    key=stream,
+                )
+            for i, (payload, key) in enumerate(zip(payloads, keys, strict=True)):
+                if i not in done:
+                    out.append(
+                        Message(topic, part, f"{entry_id}:{i}/{n}", (*position, i), key, payload)
+                    )
         return out
 
     def consume_batch(
@@ -234,27 +463,37 @@ class RedisStreamsQueue(Queue):
         # nothing yet: wait for new entries with a blocking XREADGROUP (a script cannot block)
         streams = {self._ensure_group(topic, group, p): ">" for p in parts}
         index = {self._stream(topic, p): p for p in parts}
-        reply = self._redis.xreadgroup(group, consumer, streams, count=count, block=block_ms)
-        msgs: list[Message] = []
+        most = max(self._most.get(s, 0) for s in streams)
+        reply = self._redis.xreadgroup(
+            group, consumer, streams, count=max(1, count // most) if most else 1, block=block_ms
+        )
+        got = {}
         for stream, entries in reply or []:
-            msgs.extend(self._messages(topic, index[stream.decode()], entries))
-        return MessageBatch.from_messages(msgs, topic)
+            part = index[stream.decode()]
+            got[part] = MessageBatch.from_messages(self._messages(topic, part, entries), topic)
+        return _Read(self, topic, group, consumer, count, parts).finish_with(got)
 
     def _read_new(
         self, topic: str, group: str, consumer: str, count: int, parts: list[int]
     ) -> MessageBatch:
         """``XREADGROUP >`` on each partition inside one server-side script.
 
-        The script returns each partition's entries as four strings (ids, positions,
-        keys, and the stored payloads joined into one JSON array), so the client parses
-        a handful of replies per batch instead of seven RESP elements per message; the
+        The script returns each partition's events as a handful of strings (ids, keys,
+        the stored payloads joined into one JSON array, entry sizes), so the client
+        parses a few replies per batch instead of seven RESP elements per message; the
         entries are delivered and pending exactly as with a plain ``XREADGROUP``.
         """
-        streams = [self._ensure_group(topic, group, p) for p in parts]
+        read = _Read(self, topic, group, consumer, count, parts)
+        if not read.streams:
+            return read.finish(None)
         if self._read_script is None:
             self._read_script = self._redis.register_script(_READ_NEW)
-        reply = self._read_script(keys=streams, args=[group, consumer, count])
-        return _batch(topic, parts, reply)
+        try:
+            reply = self._read_script(keys=read.streams, args=read.args)
+        except BaseException:
+            read.restore()
+            raise
+        return read.finish(reply)
 
     def read_ahead(self, topic: str, group: str, consumer: str, count: int = 100) -> ReadAhead:
         """Send the next batch's read now, on a connection of its own; the reply is read
@@ -266,8 +505,9 @@ class RedisStreamsQueue(Queue):
         """
         self._check_open()
         check_count(count)
-        parts = self._select(topic, None)
-        streams = [self._ensure_group(topic, group, p) for p in parts]
+        read = _Read(self, topic, group, consumer, count, self._select(topic, None))
+        if not read.streams:  # events left over from a packed entry are enough
+            return ReadAhead(lambda: read.finish(None), read.restore)
         if self._read_script is None:
             self._read_script = self._redis.register_script(_READ_NEW)
         script = self._read_script
@@ -279,10 +519,11 @@ class RedisStreamsQueue(Queue):
         pool = self._redis.connection_pool
         conn = pool.get_connection()
         try:
-            conn.send_command("EVALSHA", script.sha, len(streams), *streams, group, consumer, count)
+            conn.send_command("EVALSHA", script.sha, len(read.streams), *read.streams, *read.args)
         except BaseException:
             conn.disconnect()
             pool.release(conn)
+            read.restore()
             raise
 
         def finish() -> MessageBatch:
@@ -291,17 +532,24 @@ class RedisStreamsQueue(Queue):
             except NoScriptError:  # the server lost its scripts: read again
                 pool.release(conn)
                 self._read_loaded = False
-                return self._read_new(topic, group, consumer, count, parts)
+                try:
+                    reply = script(keys=read.streams, args=read.args)
+                except BaseException:
+                    read.restore()
+                    raise
+                return read.finish(reply)
             except BaseException:
                 conn.disconnect()
                 pool.release(conn)
+                read.restore()
                 raise
             pool.release(conn)
-            return _batch(topic, parts, reply)
+            return read.finish(reply)
 
         def cancel() -> None:
             conn.disconnect()  # its reply is never read: the connection must not be reused
             pool.release(conn)
+            read.restore()
 
         return ReadAhead(finish, cancel)
 
@@ -318,6 +566,7 @@ class RedisStreamsQueue(Queue):
         out: list[Message] = []
         for part in self._select(topic, partitions):
             stream = self._ensure_group(topic, group, part)
+            self._carry.pop((stream, group, consumer), None)  # pending: recovered below
             last = "0"
             found: list[Message] = []
             while True:
@@ -325,11 +574,11 @@ class RedisStreamsQueue(Queue):
                 entries = reply[0][1] if reply else []
                 if not entries:
                     break
-                found.extend(self._messages(topic, part, entries))
+                found.extend(self._messages(topic, part, entries, group))
                 last = entries[-1][0].decode()
             if found:
                 counts = self._delivery_counts(stream, group, consumer)
-                found = [_with_deliveries(m, counts.get(m.id, 2)) for m in found]
+                found = [_with_deliveries(m, counts.get(_entry_of(m.id), 2)) for m in found]
             out.extend(found)
         return out
 
@@ -344,31 +593,49 @@ class RedisStreamsQueue(Queue):
                 next_start, entries, *_ = self._redis.xautoclaim(
                     stream, group, consumer, min_idle_ms, start_id=start, count=_PAGE
                 )
-                found.extend(self._messages(topic, part, entries))
+                found.extend(self._messages(topic, part, entries, group))
                 start = next_start.decode() if isinstance(next_start, bytes) else next_start
                 if start == "0-0":
                     break
             if found:
                 counts = self._delivery_counts(stream, group, consumer)
-                found = [_with_deliveries(m, counts.get(m.id, 2)) for m in found]
+                found = [_with_deliveries(m, counts.get(_entry_of(m.id), 2)) for m in found]
+                self._drop_carried(stream, group, {_entry_of(m.id) for m in found})
             out.extend(found)
         return out
 
+    def _drop_carried(self, stream: str, group: str, entries: set[str]) -> None:
+        """Forget events left over for any consumer of this client from ``entries`` (they
+        were claimed by another consumer)."""
+        for k, batch in list(self._carry.items()):
+            if k[0] == stream and k[1] == group:
+                keep = [i for i, m in enumerate(batch.ids) if _entry_of(m) not in entries]
+                if len(keep) < len(batch):
+                    self._carry[k] = _pick(batch, keep)
+                    if not keep:
+                        del self._carry[k]
+
     def ack(self, topic: str, group: str, messages: Iterable[Message] | MessageBatch) -> int:
         self._check_open()
-        by_part: dict[int, list[str]] = {}
         if isinstance(messages, MessageBatch):
-            parts = set(messages.partitions)
-            if len(parts) == 1:
-                by_part[parts.pop()] = messages.ids
+            parts, ids, positions = messages.partitions, messages.ids, messages.positions
+        else:
+            ms = list(messages)
+            parts = [m.partition for m in ms]
+            ids = [m.id for m in ms]
+            positions = [m.position for m in ms]
+        if not ids:
+            return 0
+        if max(map(len, positions)) == 2:  # no packed entry among them
+            by_part: dict[int, list[str]] = {}
+            one = set(parts)
+            if len(one) == 1:
+                by_part[one.pop()] = ids
             else:
-                for part, entry_id in zip(messages.partitions, messages.ids, strict=True):
+                for part, entry_id in zip(parts, ids, strict=True):
                     by_part.setdefault(part, []).append(entry_id)
         else:
-            for m in messages:
-                by_part.setdefault(m.partition, []).append(m.id)
-        if not by_part:
-            return 0
+            by_part = self._ack_tokens(topic, group, parts, ids, positions)
         if self._ack_script is None:
             self._ack_script = self._redis.register_script(_ACK)
         # ids travel as one string per partition: packing ten thousand arguments costs
@@ -380,12 +647,77 @@ class RedisStreamsQueue(Queue):
             )
         )
 
+    def _ack_tokens(
+        self,
+        topic: str,
+        group: str,
+        parts: list[int],
+        ids: list[str],
+        positions: list[Position],
+    ) -> dict[int, list[str]]:
+        """The ack script's tokens per partition when packed entries are among the acked.
+
+        Events are grouped by entry at C speed (a consumer acks thousands at a commit);
+        an entry with all its events acked -- now or, remembered here, earlier -- is
+        XACK-ed, one with some is remembered.
+        """
+        rows = dict.fromkeys(
+            zip(parts, positions, ids, strict=True)
+        )  # an event acked twice counts once
+        if len(rows) != len(ids):
+            parts, positions, ids = (list(c) for c in zip(*rows, strict=True))
+        heads = list(zip(parts, map(_ENTRY, positions), strict=True))
+        sizes = Counter(heads)
+        some_id = dict(zip(heads, ids, strict=True))
+        tokens: dict[int, list[str]] = {}
+        indices: dict[tuple[int, Position], list[int]] | None = None
+        for head, count in sizes.items():
+            part = head[0]
+            entry, packed, rest = some_id[head].partition(":")
+            out = tokens.setdefault(part, [])
+            if not packed:
+                out.append(entry)
+                continue
+            n = int(rest.partition("/")[2])
+            key = (self._stream(topic, part), group, entry)
+            done = self._partial.get(key)
+            if done is None and count == n:  # the usual case: the whole entry at once
+                out.append(f"{entry}*{n}")
+                continue
+            if indices is None:
+                indices = {}
+                for h, pos in zip(heads, positions, strict=True):
+                    if len(pos) > 2:
+                        indices.setdefault(h, []).append(pos[2])
+            new = set(indices[head]) - (done or set())
+            if not new:
+                continue
+            if len(new) + len(done or ()) >= n:
+                self._partial.pop(key, None)
+                out.append(f"{entry}*{len(new)}")
+            else:
+                self._partial[key] = (done or set()) | new
+                out.append(f"{entry}?{len(new)}")
+        return {part: toks for part, toks in tokens.items() if toks}
+
     def pending(self, topic: str, group: str) -> int:
+        """Events delivered to the group and not acked (of a packed entry, those this
+        client has not acked)."""
         self._check_open()
+        if self._pending_script is None:
+            self._pending_script = self._redis.register_script(_PENDING)
         total = 0
         for part in range(self.partitions(topic)):
             stream = self._ensure_group(topic, group, part)
-            total += int(self._redis.xpending(stream, group)["pending"])
+            partial = [
+                x
+                for (s, g, entry), done in self._partial.items()
+                if s == stream and g == group
+                for x in (entry, len(done))
+            ]
+            total += int(
+                self._pending_script(keys=[stream, self._packed_key], args=[group, *partial])
+            )
         return total
 
     def lag(self, topic: str, group: str) -> int:
@@ -393,6 +725,11 @@ class RedisStreamsQueue(Queue):
         total = 0
         for part in range(self.partitions(topic)):
             stream = self._ensure_group(topic, group, part)
+            if self._redis.hget(self._packed_key, stream):  # packed entries: count events
+                if self._lag_script is None:
+                    self._lag_script = self._redis.register_script(_LAG)
+                total += int(self._lag_script(keys=[stream], args=[group]))
+                continue
             for info in self._redis.xinfo_groups(stream):
                 name = info["name"]
                 if (name.decode() if isinstance(name, bytes) else name) == group:
@@ -407,6 +744,9 @@ class RedisStreamsQueue(Queue):
             self._redis.delete(key)
         self._groups.clear()
         self._parts.clear()
+        self._carry.clear()
+        self._partial.clear()
+        self._most.clear()
 
     def close(self) -> None:
         if not self._closed:
@@ -414,27 +754,150 @@ class RedisStreamsQueue(Queue):
         super().close()
 
 
+@dataclass
+class _Read:
+    """One read of new events for a consumer: what it takes from the events left over
+    by earlier reads (``carried``), the script call for the rest, and the hand-over.
+
+    ``count`` counts events per partition, as everywhere; events of a packed entry past
+    it are left over for the consumer's next read.
+    """
+
+    queue: RedisStreamsQueue
+    topic: str
+    group: str
+    consumer: str
+    count: int
+    parts: list[int]
+    carried: dict[int, MessageBatch] = field(default_factory=dict)
+    read_parts: list[int] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        q = self.queue
+        self.args = [self.group, self.consumer]
+        for part in self.parts:
+            stream = q._ensure_group(self.topic, self.group, part)
+            left = q._carry.pop((stream, self.group, self.consumer), None)
+            have = 0
+            if left is not None:
+                self.carried[part] = left
+                have = len(left)
+            if have < self.count:
+                self.read_parts.append(part)
+                self.streams.append(stream)
+                self.args += [self.count - have, q._most.get(stream, 0)]
+
+    def restore(self) -> None:
+        """The read failed or was dropped: what it took from the leftovers goes back."""
+        for part, batch in self.carried.items():
+            self.queue._carry[(self.queue._stream(self.topic, part), self.group, self.consumer)] = (
+                batch
+            )
+        self.carried = {}
+
+    def finish(self, reply: list[Any] | None) -> MessageBatch:
+        """The script's reply (five strings per partition) plus leftovers, ``count`` per
+        partition at most."""
+        got: dict[int, MessageBatch] = {}
+        for index, ids, keys, payloads, sizes in reply or []:
+            part = self.read_parts[int(index) - 1]
+            got[part] = _decode_read(self.queue, self.topic, part, ids, keys, payloads, sizes)
+        return self.finish_with(got)
+
+    def finish_with(self, got: dict[int, MessageBatch]) -> MessageBatch:
+        q = self.queue
+        out: MessageBatch | None = None
+        for part in self.parts:
+            batch = self.carried.get(part)
+            new = got.get(part)
+            if batch is None:
+                batch = new
+            elif new is not None:
+                batch.extend(new)
+            if batch is None or not len(batch):
+                continue
+            if len(batch) > self.count:
+                stream = q._stream(self.topic, part)
+                q._carry[(stream, self.group, self.consumer)] = _pick(
+                    batch, range(self.count, len(batch))
+                )
+                batch = _pick(batch, range(self.count))
+            if out is None:
+                out = batch
+            else:
+                out.extend(batch)
+        self.carried = {}
+        return out if out is not None else MessageBatch.empty(self.topic)
+
+
+def _decode_read(
+    queue: RedisStreamsQueue,
+    topic: str,
+    part: int,
+    ids: bytes,
+    keys: bytes,
+    payloads: bytes,
+    sizes: bytes,
+) -> MessageBatch:
+    """One partition of the read script's reply as a :class:`MessageBatch`."""
+    id_list = ids.decode().split(" ")
+    # "ms-seq ms-seq" -> [ms, seq, ms, seq] in one parse -> [(ms, seq), ...]
+    flat = decode(b"[" + ids.replace(b"-", b",").replace(b" ", b",") + b"]")
+    stream = queue._stream(topic, part)
+    if not sizes:
+        positions: list[Position] = list(zip(flat[::2], flat[1::2], strict=True))
+        queue._most[stream] = 1
+    else:
+        counts = decode(b"[" + sizes.replace(b" ", b",") + b"]")
+        queue._most[stream] = max(max(counts), 1)
+        event_ids: list[str] = []
+        positions = []
+        for entry, ms, seq, n in zip(id_list, flat[::2], flat[1::2], counts, strict=True):
+            if n == 0:
+                event_ids.append(entry)
+                positions.append((ms, seq))
+            else:
+                event_ids += [entry + suffix for suffix in _suffixes(n)]
+                positions += [(ms, seq, i) for i in range(n)]
+        id_list = event_ids
+    key_list, payload_list = decode(keys), decode(payloads)
+    if not len(key_list) == len(payload_list) == len(id_list):
+        raise IntegrityError(
+            f"a read of {stream} found {len(id_list)} events but {len(payload_list)} payloads "
+            f"and {len(key_list)} keys: a packed entry's count does not match its arrays",
+            key=stream,
+        )
+    return MessageBatch(topic, [part] * len(id_list), id_list, positions, key_list, payload_list)
+
+
+def _pick(batch: MessageBatch, rows: Iterable[int]) -> MessageBatch:
+    """The messages of ``batch`` at ``rows`` (a range or a list of indices)."""
+    if isinstance(rows, range) and rows.step == 1:
+        sl = slice(rows.start, rows.stop)
+        return MessageBatch(
+            batch.topic,
+            batch.partitions[sl],
+            batch.ids[sl],
+            batch.positions[sl],
+            batch.keys[sl],
+            batch.payloads[sl],
+            batch.deliveries[sl],
+        )
+    rows = list(rows)
+    return MessageBatch(
+        batch.topic,
+        [batch.partitions[i] for i in rows],
+        [batch.ids[i] for i in rows],
+        [batch.positions[i] for i in rows],
+        [batch.keys[i] for i in rows],
+        [batch.payloads[i] for i in rows],
+        [batch.deliveries[i] for i in rows],
+    )
+
+
 def _with_deliveries(message: Message, deliveries: int) -> Message:
     from dataclasses import replace
 
     return replace(message, deliveries=deliveries)
-
-
-def _batch(topic: str, parts: list[int], reply: list[Any]) -> MessageBatch:
-    """The read script's reply (four strings per partition) as one :class:`MessageBatch`."""
-    out = MessageBatch.empty(topic)
-    for index, ids, keys, payloads in reply:
-        id_list = ids.decode().split(" ")
-        # "ms-seq ms-seq" -> [ms, seq, ms, seq] in one parse -> [(ms, seq), ...]
-        flat = decode(b"[" + ids.replace(b"-", b",").replace(b" ", b",") + b"]")
-        out.extend(
-            MessageBatch(
-                topic,
-                [parts[int(index) - 1]] * len(id_list),
-                id_list,
-                list(zip(flat[::2], flat[1::2], strict=True)),
-                decode(keys),
-                decode(payloads),
-            )
-        )
-    return out

@@ -29,6 +29,7 @@ from loopml.storage.queues.base import (
     Queue,
     check_count,
     check_keys,
+    check_pack,
     check_partitions,
     check_payload,
     check_topic,
@@ -166,9 +167,16 @@ class SQLiteQueue(Queue):
         topic: str,
         payloads: Sequence[dict[str, Any]],
         keys: Sequence[str | None] | None = None,
+        pack: int = 1,
     ) -> list[str]:
+        """Append messages in one transaction; ``pack`` is accepted and not needed.
+
+        A row per message costs this queue what a packed row would (a read or an ack
+        covers a range of rows in one statement), so messages are never packed here.
+        """
         self._check_open()
         check_topic(topic)
+        check_pack(pack)
         keys = check_keys(payloads, keys)
         parts = self.partitions(topic) if topic in self._parts else self.create_topic(topic)
         now = time.time()
