@@ -8,7 +8,7 @@ import time
 import pytest
 
 from loopml.rollout.records import ExperimentSpec
-from loopml.rollout.sidecar import Sidecar
+from loopml.rollout.sidecar import Sidecar, encode_mirror
 from loopml.rollout.store import ASSIGNMENT_COLUMNS, ExperimentStore
 
 
@@ -164,8 +164,9 @@ def test_the_sidecar_scores_mirrors_with_the_registered_challenger_and_logs_them
         sidecar = Sidecar(url, project=str(cfg.root))
         try:
             assert sidecar.scores_shadows
-            first = await sidecar.send(rows(2), mirrors[:30])
-            second = await sidecar.send([], mirrors[30:])
+            encoded = [encode_mirror(m) for m in mirrors]
+            first = await sidecar.send(rows(2), encoded[:30])
+            second = await sidecar.send([], encoded[30:])
         finally:
             await sidecar.aclose()
         return first, second
@@ -207,6 +208,8 @@ def test_mirrors_beyond_the_bound_are_counted_as_dropped_not_queued(project):
 
     async def main():
         try:
+            log.add_mirror(mirror_of(99, {"f0": [object()]}))  # nothing the pipe can carry
+            assert len(log._mirrors) == 0 and log.mirrors_dropped == 1
             for i in range(12):
                 log.add_mirror(mirror_of(100 + i, {f: [0.5] for f in FEATURES}))
             assert len(log._mirrors) == 5
@@ -215,4 +218,4 @@ def test_mirrors_beyond_the_bound_are_counted_as_dropped_not_queued(project):
             await sidecar.aclose()
 
     asyncio.run(main())
-    assert log.mirrored == 5 and log.mirrors_dropped == 7
+    assert log.mirrored == 5 and log.mirrors_dropped == 8

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from loopml.rollout.sidecar import encode_mirror
 from loopml.rollout.store import ExperimentStore
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class AssignmentLog:
         #: whether mirrored requests go to the store (a sidecar that scores shadows)
         self.takes_mirrors = bool(getattr(store, "scores_shadows", False))
         self._rows: list[tuple[Any, ...]] = []
-        self._mirrors: list[tuple[Any, ...]] = []
+        self._mirrors: list[bytes] = []
         #: below this many buffered rows an add needs no other check
         self._fast = min(flush_rows - 1, max_rows)
         self._flushing: asyncio.Task | None = None
@@ -77,12 +78,18 @@ class AssignmentLog:
             self._flushing.add_done_callback(self._flushed)
 
     def add_mirror(self, item: tuple[Any, ...]) -> None:
-        """Queue one mirrored request (``MIRROR_FIELDS`` order) for the sidecar."""
+        """Queue one mirrored request (``MIRROR_FIELDS`` order) for the sidecar, encoded
+        now (see :func:`~loopml.rollout.sidecar.encode_mirror`)."""
         mirrors = self._mirrors
         if len(mirrors) >= self.max_mirrors:
             self.mirrors_dropped += 1
             return
-        mirrors.append(item)
+        try:
+            mirrors.append(encode_mirror(item))
+        except TypeError as exc:  # a value the pipe cannot carry: not mirrored, counted
+            self.mirrors_dropped += 1
+            log.warning("request %s not mirrored: %s", item[4], exc)
+            return
         if len(mirrors) >= self.flush_mirrors and self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self.flush())
             self._flushing.add_done_callback(self._flushed)
