@@ -21,12 +21,16 @@ SMALL = WorldConfig(
 )
 
 
-@pytest.mark.parametrize("stream_project", ["sqlite", "redis"], indirect=True)
-def test_snapshots_predictions_and_status(stream_project) -> None:
+@pytest.mark.parametrize(
+    ("stream_project", "pack"),
+    [("sqlite", 1), ("redis", 1), ("redis", 100)],  # 100: events packed per Redis entry
+    indirect=["stream_project"],
+)
+def test_snapshots_predictions_and_status(stream_project, pack: int) -> None:
     cfg = stream_project
     frames = World(SMALL).generate()
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
-        sent = publish_events(q, frames)
+        sent = publish_events(q, frames, pack=pack)
     report = run_learner(
         cfg, idle_timeout_s=0.3, snapshot_every=1000, label_window_s=900, snapshot_alias="live"
     )

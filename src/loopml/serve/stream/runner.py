@@ -79,6 +79,7 @@ class StreamRunner:
             self.state = Checkpoint(learner, parent_version=parent, settings=settings.to_dict())
         self.report = RunReport()
         self._unacked: list[MessageBatch] = []  # applied, checkpoint pending, not acked
+        self._request_read: ReadAhead | None = None  # a request check in flight (Redis)
         self._n_unacked = 0
         self._last_commit = time.monotonic()
         self._last_snapshot = time.monotonic()
@@ -109,9 +110,10 @@ class StreamRunner:
             while max_events is None or self.report.consumed < max_events:
                 msgs = reads.next()
                 served = self.answer_requests()
-                # the next read starts only now: Redis runs one command at a time, so a
+                # the next reads start only now: Redis runs one command at a time, so a
                 # read in flight would hold up the request check above
                 reads.ahead()
+                self._requests_ahead()
                 if msgs:
                     self._apply(msgs)
                     bar.advance(len(msgs), self.learner)
@@ -130,6 +132,7 @@ class StreamRunner:
             pass  # a batch read ahead stays pending in the queue; the next run recovers it
         finally:
             reads.close()
+            self._drain_requests()
             self.commit(snapshot=self.registry is not None and self._learnt_since_snapshot > 0)
             bar.close()
             if frozen:
@@ -171,9 +174,19 @@ class StreamRunner:
 
     # -- prediction requests -----------------------------------------------------------
     def answer_requests(self, limit: int = 500) -> int:
-        """Score waiting prediction requests with the current model; return how many."""
+        """Score waiting prediction requests with the current model; return how many.
+
+        On Redis the check was sent with the previous batch's read ahead
+        (:meth:`_requests_ahead`), so it costs no round trip of its own here.
+        """
         s = self.settings
-        reqs = self.queue.consume(s.requests_topic, s.consumer_group, self.consumer, count=limit)
+        ahead, self._request_read = self._request_read, None
+        if ahead is not None:
+            reqs = ahead.result().messages()
+        else:
+            reqs = self.queue.consume(
+                s.requests_topic, s.consumer_group, self.consumer, count=limit
+            )
         if not reqs:
             return 0
         out = []
@@ -199,6 +212,27 @@ class StreamRunner:
         self.queue.ack(s.requests_topic, s.consumer_group, reqs)
         self.report.predictions += len(reqs)
         return len(reqs)
+
+    def _requests_ahead(self, limit: int = 500) -> None:
+        """Send the next request check now, next to the events read ahead (Redis; an
+        embedded queue checks when asked)."""
+        if self._request_read is None:
+            s = self.settings
+            self._request_read = self.queue.read_ahead(
+                s.requests_topic, s.consumer_group, self.consumer, count=limit
+            )
+
+    def _drain_requests(self) -> None:
+        """Answer the requests of a check in flight before stopping (dropped, they would
+        stay pending for this consumer with nobody to answer them)."""
+        if self._request_read is None:
+            return
+        try:
+            self.answer_requests()
+        finally:
+            if self._request_read is not None:
+                self._request_read.cancel()
+                self._request_read = None
 
     # -- commits and snapshots -----------------------------------------------------------
     @property

@@ -26,11 +26,13 @@ deduplicates by position or event id as it must anyway).
 
 from __future__ import annotations
 
+import math
 import operator
-from collections import Counter
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 from loopml.core.errors import IntegrityError, UnavailableError
@@ -51,6 +53,8 @@ from loopml.storage.queues.base import (
 from loopml.storage.queues.codec import decode, encode
 
 _PAGE = 1000
+#: How long a topic found not created is taken as one partition without asking again.
+_ABSENT_S = 1.0
 
 #: For each key, its ARGV string of space-separated tokens: ``id`` is XACK-ed (in
 #: batches), ``id*w`` is XACK-ed and counts ``w`` events (a packed entry completed by this
@@ -211,9 +215,6 @@ end
 return total
 """
 
-#: An event's position -> its entry's (ms, seq).
-_ENTRY = operator.itemgetter(slice(0, 2))
-
 
 def _position(entry_id: str) -> Position:
     ms, _, seq = entry_id.partition("-")
@@ -260,6 +261,8 @@ class RedisStreamsQueue(Queue):
         self._partial: dict[tuple[str, str, str], set[int]] = {}
         #: stream -> events in the largest entry of its last read (how many to ask for)
         self._most: dict[str, int] = {}
+        #: topic -> until when it is taken as not created (one partition)
+        self._absent: dict[str, float] = {}
 
     # -- keys ----------------------------------------------------------------------------
     @property
@@ -286,6 +289,7 @@ class RedisStreamsQueue(Queue):
         self._check_open()
         check_topic(topic)
         check_partitions(partitions)
+        self._absent.pop(topic, None)
         self._redis.hsetnx(self._topics_key, topic, partitions)
         count = int(self._redis.hget(self._topics_key, topic))
         self._parts[topic] = count
@@ -294,9 +298,16 @@ class RedisStreamsQueue(Queue):
     def partitions(self, topic: str) -> int:
         self._check_open()
         if topic not in self._parts:
+            now = time.monotonic()
+            if self._absent.get(topic, -math.inf) > now:  # asked a moment ago: still 1
+                return 1
             raw = self._redis.hget(self._topics_key, topic)
             if raw is None:
+                # a learner polls its requests topic every batch, and it may never be
+                # created: a round trip per poll for that answer costs more than the poll
+                self._absent[topic] = now + _ABSENT_S
                 return 1
+            self._absent.pop(topic, None)
             self._parts[topic] = int(raw)
         return self._parts[topic]
 
@@ -635,7 +646,11 @@ class RedisStreamsQueue(Queue):
                 for part, entry_id in zip(parts, ids, strict=True):
                     by_part.setdefault(part, []).append(entry_id)
         else:
-            by_part = self._ack_tokens(topic, group, parts, ids, positions)
+            by_part = {
+                p: t for p, t in self._ack_tokens(topic, group, parts, ids, positions).items() if t
+            }
+            if not by_part:
+                return 0
         if self._ack_script is None:
             self._ack_script = self._redis.register_script(_ACK)
         # ids travel as one string per partition: packing ten thousand arguments costs
@@ -655,50 +670,52 @@ class RedisStreamsQueue(Queue):
         ids: list[str],
         positions: list[Position],
     ) -> dict[int, list[str]]:
-        """The ack script's tokens per partition when packed entries are among the acked.
-
-        Events are grouped by entry at C speed (a consumer acks thousands at a commit);
+        """The ack script's tokens per partition when packed entries are among the acked:
         an entry with all its events acked -- now or, remembered here, earlier -- is
-        XACK-ed, one with some is remembered.
-        """
-        rows = dict.fromkeys(
-            zip(parts, positions, ids, strict=True)
-        )  # an event acked twice counts once
-        if len(rows) != len(ids):
-            parts, positions, ids = (list(c) for c in zip(*rows, strict=True))
-        heads = list(zip(parts, map(_ENTRY, positions), strict=True))
-        sizes = Counter(heads)
-        some_id = dict(zip(heads, ids, strict=True))
-        tokens: dict[int, list[str]] = {}
-        indices: dict[tuple[int, Position], list[int]] | None = None
-        for head, count in sizes.items():
-            part = head[0]
-            entry, packed, rest = some_id[head].partition(":")
-            out = tokens.setdefault(part, [])
-            if not packed:
+        XACK-ed, one with some is remembered."""
+        one = set(parts)
+        if len(one) == 1:  # the usual ack: one partition
+            return {one.pop(): self._entry_tokens(topic, group, parts[0], ids, positions)}
+        by_part: dict[int, tuple[list[str], list[Position]]] = {}
+        for part, position, message_id in zip(parts, positions, ids, strict=True):
+            got = by_part.setdefault(part, ([], []))
+            got[0].append(message_id)
+            got[1].append(position)
+        return {
+            part: self._entry_tokens(topic, group, part, part_ids, part_positions)
+            for part, (part_ids, part_positions) in by_part.items()
+        }
+
+    def _entry_tokens(
+        self, topic: str, group: str, part: int, ids: list[str], positions: list[Position]
+    ) -> list[str]:
+        """Tokens for one partition's acked events."""
+        stream = self._stream(topic, part)
+        out: list[str] = []
+        if all(map(operator.lt, positions, islice(positions, 1, None))):
+            runs = _runs_in_order(ids, positions)  # a consumer's receipts: O(entries)
+        else:
+            runs = _runs_any_order(ids, positions)
+        for entry, n, indices in runs:
+            if not n:
                 out.append(entry)
                 continue
-            n = int(rest.partition("/")[2])
-            key = (self._stream(topic, part), group, entry)
+            key = (stream, group, entry)
             done = self._partial.get(key)
-            if done is None and count == n:  # the usual case: the whole entry at once
+            if done is None and len(indices) == n:  # the usual case: the whole entry at once
                 out.append(f"{entry}*{n}")
                 continue
-            if indices is None:
-                indices = {}
-                for h, pos in zip(heads, positions, strict=True):
-                    if len(pos) > 2:
-                        indices.setdefault(h, []).append(pos[2])
-            new = set(indices[head]) - (done or set())
+            before = done or set()
+            new = set(indices) - before
             if not new:
                 continue
-            if len(new) + len(done or ()) >= n:
+            if len(new) + len(before) >= n:
                 self._partial.pop(key, None)
                 out.append(f"{entry}*{len(new)}")
             else:
-                self._partial[key] = (done or set()) | new
+                self._partial[key] = before | new
                 out.append(f"{entry}?{len(new)}")
-        return {part: toks for part, toks in tokens.items() if toks}
+        return out
 
     def pending(self, topic: str, group: str) -> int:
         """Events delivered to the group and not acked (of a packed entry, those this
@@ -747,6 +764,7 @@ class RedisStreamsQueue(Queue):
         self._carry.clear()
         self._partial.clear()
         self._most.clear()
+        self._absent.clear()
 
     def close(self) -> None:
         if not self._closed:
@@ -870,6 +888,55 @@ def _decode_read(
             key=stream,
         )
     return MessageBatch(topic, [part] * len(id_list), id_list, positions, key_list, payload_list)
+
+
+def _runs_in_order(
+    ids: list[str], positions: list[Position]
+) -> Iterator[tuple[str, int, Sequence[int]]]:
+    """(entry id, events in the entry or 0 when plain, indices acked) of strictly
+    increasing positions, looking at one or two events per entry.
+
+    In increasing order an entry's events are adjacent, so when the event ``n - 1 - i``
+    places after index ``i`` is the entry's last, the run holds exactly ``i .. n-1``.
+    """
+    k, total = 0, len(positions)
+    while k < total:
+        position = positions[k]
+        if len(position) == 2:
+            yield ids[k], 0, ()
+            k += 1
+            continue
+        entry, _, rest = ids[k].partition(":")
+        n = int(rest.partition("/")[2])
+        first = position[2]
+        last = k + n - 1 - first
+        if last < total and positions[last] == (position[0], position[1], n - 1):
+            yield entry, n, range(first, n)
+            k = last + 1
+            continue
+        head = position[:2]
+        end = k + 1
+        while end < total and positions[end][:2] == head:
+            end += 1
+        yield entry, n, [p[2] for p in positions[k:end]]
+        k = end
+
+
+def _runs_any_order(
+    ids: list[str], positions: list[Position]
+) -> Iterator[tuple[str, int, Sequence[int]]]:
+    """:func:`_runs_in_order` for events in any order, repeats included."""
+    runs: dict[Position, tuple[str, int, set[int]]] = {}
+    for message_id, position in zip(ids, positions, strict=True):
+        head = position[:2]
+        run = runs.get(head)
+        if run is None:
+            entry, packed, rest = message_id.partition(":")
+            run = runs[head] = (entry, int(rest.partition("/")[2]) if packed else 0, set())
+        if len(position) > 2:
+            run[2].add(position[2])
+    for entry, n, indices in runs.values():
+        yield entry, n, sorted(indices)
 
 
 def _pick(batch: MessageBatch, rows: Iterable[int]) -> MessageBatch:
