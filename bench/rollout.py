@@ -141,6 +141,14 @@ def lua_script(path: Path, bodies: list[str]) -> Path:
     return path
 
 
+def serving_mode(port: int) -> str:
+    """How the server runs ``ctr``'s default version (inline-direct, inline-batched or
+    thread): picked from start-up timings, so the report shows every server's pick."""
+    import httpx
+
+    return httpx.get(f"http://127.0.0.1:{port}/v1/models/ctr", timeout=5).json()["mode"]
+
+
 def shadow_counter(project: str, port: int) -> Callable[[], int]:
     """Shadow requests the shadow server's challenger has answered so far (in its store)."""
     from loopml.core.config import ProjectConfig
@@ -343,6 +351,8 @@ def main() -> None:
         for kind in KINDS:
             port = free_port()
             procs[kind] = (start(kind, port, projects[kind]), port)
+        modes = {kind: serving_mode(port) for kind, (_, port) in procs.items()}
+        print("serving mode of ctr per server:", modes, flush=True)
         shadows = shadow_counter(projects["shadow"], procs["shadow"][1])
         results = measure(procs, script, args.duration, args.repeats, shadows)
     finally:
@@ -359,7 +369,8 @@ def main() -> None:
                 flush=True,
             )
     micro = in_process(project)
-    report = render(results, micro, args.duration, args.repeats, (load_before, os.getloadavg()[0]))
+    load = (load_before, os.getloadavg()[0])
+    report = render(results, micro, args.duration, args.repeats, load, modes)
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report)
@@ -371,6 +382,7 @@ def render(
     duration: float,
     repeats: int,
     load: tuple[float, float],
+    modes: dict[str, str],
 ) -> str:
     base = r["baseline"]
     lines = [
@@ -381,7 +393,8 @@ def render(
         "X-Unit-Id; LightGBM 100 trees x2 versions; cache off; servers measured round-robin, "
         "medians of the rounds; CPU = the server process's CPU time (all threads) per "
         "request served; 2-core machine shared with other work. "
-        f"Load average {load[0]:.1f} before, {load[1]:.1f} after.",
+        f"Load average {load[0]:.1f} before, {load[1]:.1f} after. Serving mode of the "
+        f"champion: {', '.join(f'{k} {v}' for k, v in modes.items())}.",
         "",
         "| server | c | req/s | vs baseline | p50 ms | p99 ms | p99 vs baseline "
         "| CPU us/req | vs baseline | sidecar CPU us/req | errors |",

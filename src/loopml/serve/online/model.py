@@ -217,8 +217,7 @@ def build(
     predictor.load()
     batch_size = settings.max_batch_size or max_batch_size
     predict = _validated_predict(predictor)
-    one = _warm_seconds(predict, predictor.signature, 1)
-    eight = _warm_seconds(predict, predictor.signature, 8) if one is not None else None
+    one, eight = _warm_seconds(predict, predictor.signature)
     # batching pays when 8 rows in one call cost less than half of 8 single calls
     coalesce = one is None or eight is None or eight < 4.0 * one
     batcher = Batcher(
@@ -246,8 +245,41 @@ def build(
     )
 
 
-def _warm_seconds(predict: Any, signature: Signature, rows: int) -> float | None:
-    """Best time of ``predict`` on ``rows`` typical rows; None if it fails on them."""
+def _warm_seconds(predict: Any, signature: Signature) -> tuple[float | None, float | None]:
+    """Best times of ``predict`` on 1 and on 8 typical rows; None where it fails on them.
+
+    The two are timed alternately, for up to 60 rounds or ~0.1 s, and each keeps its
+    best. Timed one after the other in a short burst, both could fall into the same
+    moment of a busy start-up (another thread holding the interpreter, another process
+    starting), and a fast model's one-row time read twice its real value sent it to
+    micro-batching, which costs every request an extra turn of the event loop.
+    """
+    one_row, eight_rows = _typical_rows(signature, 1), _typical_rows(signature, 8)
+    try:
+        predict(one_row)
+    except Exception:  # noqa: BLE001 - a model that cannot take zeros still serves, in a thread
+        return None, None
+    try:
+        predict(eight_rows)
+    except Exception:  # noqa: BLE001 - it answers one row; it is timed on one row only
+        eight_rows = None
+    clock = time.perf_counter
+    best_one = best_eight = float("inf")
+    began = clock()
+    for _ in range(60):
+        start = clock()
+        predict(one_row)
+        best_one = min(best_one, clock() - start)
+        if eight_rows is not None:
+            start = clock()
+            predict(eight_rows)
+            best_eight = min(best_eight, clock() - start)
+        if clock() - began > 0.1:
+            break
+    return best_one, best_eight if eight_rows is not None else None
+
+
+def _typical_rows(signature: Signature, rows: int) -> dict[str, Any]:
     cols: dict[str, Any] = {}
     for c in signature.inputs:
         if c.kind == "category":
@@ -255,23 +287,7 @@ def _warm_seconds(predict: Any, signature: Signature, rows: int) -> float | None
             cols[c.name] = np.array([value] * rows, dtype=object)
         else:
             cols[c.name] = np.zeros(rows, dtype=np.float64)
-    try:
-        predict(cols)
-        # best of up to 25 calls within ~50 ms: a fast model's time in microseconds is
-        # noisy on a busy machine, and a wrong pick costs every request a loop turn
-        best = float("inf")
-        spent = 0.0
-        for _ in range(25):
-            start = time.perf_counter()
-            predict(cols)
-            took = time.perf_counter() - start
-            best = min(best, took)
-            spent += took
-            if spent > 0.05:
-                break
-        return best
-    except Exception:  # noqa: BLE001 - a model that cannot take zeros still serves, in a thread
-        return None
+    return cols
 
 
 def _validated_predict(predictor: Any) -> Any:
