@@ -6,7 +6,9 @@ what a user writes by hand on the same labelled examples in memory: River's
 progressive validation). loopml = ``run_learner``: consume from the queue, join clicks
 to impressions within the label window, predict then learn, checkpoint + ack, and
 snapshot into the registry, on the embedded SQLite queue and on Redis Streams (timed
-from the first consume to the last ack; process start-up is excluded).
+from the first consume to the last ack; process start-up is excluded). Events are
+published as ``loopml stream produce`` does, packed ``[stream] pack`` (100) per Redis
+entry (``--pack 1``: one entry per event).
 Throughput is labelled examples learnt per second (the learner also reads the profile
 and click events; bare loops do not). Mini-batch rows compare ``mini_batch=500`` with
 the bare per-event loop. Every path runs once per repeat, in rotation, so a burst of
@@ -379,6 +381,12 @@ def main() -> None:
         table("logreg, dense", runs, rates(runs[BASELINE]))
 
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    pack = args.pack or StreamSettings().pack
+    pack_text = (
+        "one event each"
+        if pack == 1
+        else f"up to {pack} events each (`[stream] pack`, as `loopml stream produce` publishes)"
+    )
     lines = [
         "## Streaming learner (pattern 4): `bench/stream.py`",
         "",
@@ -389,7 +397,8 @@ def main() -> None:
         "sgd rows: the logreg loop; dense rows: River's Phishing data repeated, 9 numeric "
         f"features). The machine is shared (load average {load} on 2 cores at the end of "
         "the run), so CPU-time rates are given too. The CPU column counts this process "
-        'only; rows marked "Redis server CPU added" add what the Redis server spent.',
+        'only; rows marked "Redis server CPU added" add what the Redis server spent. '
+        f"Redis entries hold {pack_text} (the SQLite queue stores a row per event).",
         "",
         "| model | path | examples/s (wall) | ratio | examples/s (CPU) | ratio |",
         "|---|---|---:|---:|---:|---:|",

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -208,4 +210,29 @@ def test_sigkill_inside_a_packed_entry_loses_nothing(queue_spec) -> None:
     rest = [m.payload["n"] for m in q.consume("events", "g", "worker", count=1000)]
     assert rest == list(range(back[-1] + 1, 100))
     assert sorted(set(range(13)) | set(back) | set(rest)) == list(range(100))
+    q.close()
+
+
+@pytest.mark.parametrize("queue_spec", ["sqlite", "redis"], indirect=True)
+def test_a_blocking_read_gets_packed_events_published_while_it_waits(queue_spec) -> None:
+    url, namespace = queue_spec
+    q = open_queue(url, namespace=namespace)
+    assert len(q.consume_batch("events", "g", "c")) == 0  # the group exists, nothing yet
+
+    def publish_later() -> None:
+        time.sleep(0.2)
+        with open_queue(url, namespace=namespace) as producer:
+            producer.publish_many("events", _events(25), pack=10)
+
+    producer = threading.Thread(target=publish_later)
+    producer.start()
+    try:
+        got = q.consume_batch("events", "g", "c", count=12, block_ms=5000)
+    finally:
+        producer.join(timeout=10)
+    assert [p["n"] for p in got.payloads] == list(range(12))  # topped up past one entry
+    rest = q.consume_batch("events", "g", "c", count=100)
+    assert [p["n"] for p in rest.payloads] == list(range(12, 25))
+    assert q.ack("events", "g", MessageBatch.concat([got, rest])) == 25
+    assert q.pending("events", "g") == 0
     q.close()

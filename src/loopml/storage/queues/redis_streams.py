@@ -478,11 +478,14 @@ class RedisStreamsQueue(Queue):
         reply = self._redis.xreadgroup(
             group, consumer, streams, count=max(1, count // most) if most else 1, block=block_ms
         )
-        got = {}
-        for stream, entries in reply or []:
-            part = index[stream.decode()]
-            got[part] = MessageBatch.from_messages(self._messages(topic, part, entries), topic)
-        return _Read(self, topic, group, consumer, count, parts).finish_with(got)
+        if not reply:
+            return out
+        for stream, entries in reply:
+            name = stream.decode()
+            got = self._messages(topic, index[name], entries)
+            if got:  # handed over first by the read below, which tops it up to ``count``
+                self._carry[(name, group, consumer)] = MessageBatch.from_messages(got, topic)
+        return self._read_new(topic, group, consumer, count, parts)
 
     def _read_new(
         self, topic: str, group: str, consumer: str, count: int, parts: list[int]
@@ -822,9 +825,6 @@ class _Read:
         for index, ids, keys, payloads, sizes in reply or []:
             part = self.read_parts[int(index) - 1]
             got[part] = _decode_read(self.queue, self.topic, part, ids, keys, payloads, sizes)
-        return self.finish_with(got)
-
-    def finish_with(self, got: dict[int, MessageBatch]) -> MessageBatch:
         q = self.queue
         out: MessageBatch | None = None
         for part in self.parts:
