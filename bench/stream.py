@@ -385,7 +385,7 @@ def main() -> None:
     pack_text = (
         "one event each"
         if pack == 1
-        else f"up to {pack} events each (`[stream] pack`, as `loopml stream produce` publishes)"
+        else f"up to {pack} events each (`[stream] pack`, as `loopml stream produce` packs them)"
     )
     lines = [
         "## Streaming learner (pattern 4): `bench/stream.py`",
@@ -398,7 +398,7 @@ def main() -> None:
         f"features). The machine is shared (load average {load} on 2 cores at the end of "
         "the run), so CPU-time rates are given too. The CPU column counts this process "
         'only; rows marked "Redis server CPU added" add what the Redis server spent. '
-        f"Redis entries hold {pack_text} (the SQLite queue stores a row per event).",
+        f"Redis entries hold {pack_text}; the SQLite queue stores a row per event.",
         "",
         "| model | path | examples/s (wall) | ratio | examples/s (CPU) | ratio |",
         "|---|---|---:|---:|---:|---:|",
