@@ -92,3 +92,28 @@ def test_read_ahead_on_redis_reads_each_event_once_and_never_past_the_limit(stre
         runner.queue.close()
     with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
         assert q.lag("events", settings.consumer_group) == 0
+
+
+@pytest.mark.parametrize("stream_project", ["sqlite", "redis"], indirect=True)
+def test_every_prediction_request_is_answered_once_with_checks_read_ahead(stream_project):
+    """1200 requests, 500 per check: on Redis the second and third checks travel with the
+    events read ahead, and the check still in flight when the run stops is answered."""
+    cfg = stream_project
+    events = phishing_events()[:300]
+    x = events[0]["x"]
+    with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
+        q.publish_many("events", events)
+        q.publish_many(
+            "prediction_requests", [{"request_id": f"r{i}", "x": x} for i in range(1200)]
+        )
+    runner = open_runner(cfg, StreamSettings(**SETTINGS), with_registry=False)
+    try:
+        report = runner.run(max_events=300, block_ms=0)
+    finally:
+        runner.queue.close()
+    assert report.predictions == 1200 and report.consumed == 300
+    with open_queue(cfg.url("queue"), namespace=cfg.name) as q:
+        answers = q.consume("predictions", "t", "t", count=5000)
+        assert q.pending("prediction_requests", "phish") == 0
+        assert q.lag("prediction_requests", "phish") == 0
+    assert sorted(int(m.payload["request_id"][1:]) for m in answers) == list(range(1200))

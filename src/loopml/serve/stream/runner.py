@@ -132,11 +132,16 @@ class StreamRunner:
             pass  # a batch read ahead stays pending in the queue; the next run recovers it
         finally:
             reads.close()
-            self._drain_requests()
-            self.commit(snapshot=self.registry is not None and self._learnt_since_snapshot > 0)
-            bar.close()
-            if frozen:
-                gc.unfreeze()
+            try:
+                self.commit(snapshot=self.registry is not None and self._learnt_since_snapshot > 0)
+                self._drain_requests()
+            finally:
+                if self._request_read is not None:  # the commit failed: drop the check
+                    self._request_read.cancel()
+                    self._request_read = None
+                bar.close()
+                if frozen:
+                    gc.unfreeze()
         self.report.seconds = time.monotonic() - start
         self.report.status = self.learner.status()
         return self.report
