@@ -8,6 +8,7 @@ import time
 import pytest
 
 from loopml.rollout.records import ExperimentSpec
+from loopml.rollout.shadow_scoring import TIMED_PER_BATCH
 from loopml.rollout.sidecar import Sidecar, encode_mirror
 from loopml.rollout.store import ASSIGNMENT_COLUMNS, ExperimentStore
 
@@ -142,9 +143,10 @@ def mirror_of(i: int, columns: dict, version: str = "2") -> tuple:
 
 def test_the_sidecar_scores_mirrors_with_the_registered_challenger_and_logs_them(project):
     """What the sidecar records for a mirrored request is the challenger's own answer to
-    it (the registered v2, loaded from the registry), with its compute time; a request the
-    challenger cannot take and a version that does not exist are that row's error, and
-    the sidecar goes on."""
+    it (the registered v2, loaded from the registry). The first mirrors of each batch are
+    called alone and timed, the rest scored in one call (no latency); a batch call that
+    one bad row fails is redone one request at a time. A request the challenger cannot
+    take and a version that does not exist are that row's error, and the sidecar goes on."""
     import numpy as np
     import pandas as pd
 
@@ -157,6 +159,7 @@ def test_the_sidecar_scores_mirrors_with_the_registered_challenger_and_logs_them
     rng = np.random.default_rng(1)
     inputs = [{f: [float(rng.normal())] for f in FEATURES} for _ in range(40)]
     mirrors = [mirror_of(i, cols) for i, cols in enumerate(inputs)]
+    mirrors[39] = mirror_of(39, {**inputs[39], "f2": ["high"]})  # fails its batch call
     mirrors.append(mirror_of(40, {"f0": [1.0]}))  # three features missing
     mirrors.append(mirror_of(41, inputs[0], version="9"))  # no such version
 
@@ -177,23 +180,26 @@ def test_the_sidecar_scores_mirrors_with_the_registered_challenger_and_logs_them
     assert len(shadow) == 42
     frame = pd.DataFrame({f: [c[f][0] for c in inputs] for f in FEATURES})
     expected = challenger.predict_proba(frame)[:, 1]
-    scores = np.array([shadow[f"r{i}"][5] for i in range(40)])
-    np.testing.assert_allclose(scores, expected, rtol=1e-9)
-    assert all(shadow[f"r{i}"][4] is False and shadow[f"r{i}"][3] > 0 for i in range(40))
-    assert shadow["r40"][4] is True and shadow["r41"][4] is True  # errors, recorded
+    scores = np.array([shadow[f"r{i}"][5] for i in range(39)])
+    np.testing.assert_allclose(scores, expected[:39], rtol=1e-9)
+    assert all(shadow[f"r{i}"][4] is False for i in range(39))
+    batched = {i for i in range(39) if shadow[f"r{i}"][3] is None}
+    assert batched == set(range(TIMED_PER_BATCH, 30))  # the first batch's untimed rest
+    assert all(shadow[f"r{i}"][3] > 0 for i in set(range(39)) - batched)  # CPU time, ms
+    assert [shadow[f"r{i}"][4] for i in (39, 40, 41)] == [True, True, True]  # recorded
     with store.engine.connect() as conn:
         details = dict(
             conn.exec_driver_sql(
                 "SELECT request_id, detail FROM rollout_assignments WHERE kind = 'shadow' AND error"
             ).fetchall()
         )
-    assert "f1" in details["r40"] and "9" in details["r41"]
+    assert "f2" in details["r39"] and "f1" in details["r40"] and "9" in details["r41"]
     # the challenger's predictions are in the prediction log, tagged with the arm
     with EventLog.from_config(cfg).connect(tables=["prediction"]) as con:
         logged = con.execute(
             "SELECT count(*) FROM prediction WHERE arm = 'challenger' AND version = 2"
         ).fetchone()[0]
-    assert logged == 40
+    assert logged == 39
 
 
 def test_mirrors_beyond_the_bound_are_counted_as_dropped_not_queued(project):

@@ -136,15 +136,16 @@ def next_request_id() -> str:
     return f"x{_PREFIX}-{next(_COUNTER)}"
 
 
-def score_of(result: InferResult | None) -> float | None:
-    """The first row's main output, for comparing champion and challenger answers."""
+def score_of(result: InferResult | None, row: int = 0) -> float | None:
+    """A row's main output (the first by default), for comparing champion and challenger
+    answers."""
     if result is None or not result.rows:
         return None
     outputs = result.outputs
     for key in _MAIN_OUTPUTS:
         value = outputs.get(key)
         if value is not None:
-            first = value[0]
+            first = value[row]
             if isinstance(first, _SEQUENCES):
                 return float(np.max(first))
             return float(first)
