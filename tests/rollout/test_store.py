@@ -214,3 +214,25 @@ def test_two_writers_adding_the_same_outcomes_store_each_once(store):
     assert sum(o["accepted"] for o in outs) == len(rows)
     assert sum(o["rejected"] for o in outs) == 0
     assert store.outcome_totals("e1", "click")["challenger"]["positive"] == len(rows)
+
+
+def test_one_of_many_processes_takes_each_turn_of_a_periodic_job(store):
+    """Several server workers each tick; a periodic job (the event-log join) runs in one
+    of them per interval: racing callers get exactly one win, and the next interval is
+    free again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    other = ExperimentStore(store.url)  # a second process's connection
+    with ThreadPoolExecutor(8) as pool:
+        wins = list(
+            pool.map(
+                lambda i: (store if i % 2 else other).take_turn("e1", "join-turn", 0.5),
+                range(16),
+            )
+        )
+    assert sum(wins) == 1
+    assert not store.take_turn("e1", "join-turn", 0.5)
+    assert store.take_turn("e2", "join-turn", 0.5)  # per experiment
+    time.sleep(0.6)
+    assert other.take_turn("e1", "join-turn", 0.5)
+    assert not store.take_turn("e1", "join-turn", 0.5)

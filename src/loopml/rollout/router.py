@@ -494,7 +494,12 @@ class ExperimentRouter:
         if self.events is not None and every is not None and now - self._joined_at >= every:
             self._joined_at = now
             for active in list(self._active.values()):
-                if active.kind != "shadow":  # shadow traffic is compared, not judged
+                if active.kind == "shadow":  # shadow traffic is compared, not judged
+                    continue
+                # with several workers, one of them joins per interval (the result would
+                # be the same, the event log read as many times)
+                name = active.experiment.name
+                if await asyncio.to_thread(self.store.take_turn, name, "join-turn", every):
                     await self._join(active.experiment)
         revisions = await asyncio.to_thread(self.store.revisions)
         if revisions != self._revisions:

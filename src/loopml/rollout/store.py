@@ -299,6 +299,23 @@ class ExperimentStore:
         with self.engine.begin() as conn:
             conn.exec_driver_sql(sql, (name, key, float(value), time.time()))
 
+    def take_turn(self, name: str, key: str, every_s: float) -> bool:
+        """Whether this caller runs job ``key`` over experiment ``name`` now: true for
+        one caller at most every ``every_s`` seconds, however many server processes ask
+        (one conditional upsert: the first to ask after the interval wins)."""
+        mark = "?" if self.engine.dialect.paramstyle in ("qmark", "numeric") else "%s"
+        c = t.cursors.name
+        now = time.time()
+        sql = (
+            f"INSERT INTO {c} (experiment, name, value, updated_at) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT (experiment, name) DO UPDATE "
+            f"SET value = excluded.value, updated_at = excluded.updated_at "
+            f"WHERE {c}.value <= {mark}"
+        )
+        with self.engine.begin() as conn:
+            done = conn.exec_driver_sql(sql, (name, key, now, now, now - every_s)).rowcount
+        return done == 1
+
     def add_outcomes(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert outcomes, skipping event ids already stored (redelivery counts once).
 
