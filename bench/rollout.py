@@ -233,13 +233,16 @@ def in_process(project: str, calls: int = 3000) -> dict[str, dict[str, float]]:
     """Per path, the median wall microseconds per call and the mean process CPU per call:
     the bare data plane; the data plane called with a routed request's arguments; the
     server's own router with no experiment (pass-through); a router running a 50/50 A/B
-    over the same data plane."""
+    over the same data plane (rows written from a thread of this process); and, as a
+    server runs them, an A/B and a shadow router whose rows (and shadows) go to a rollout
+    sidecar, whose CPU is not this process's."""
     import asyncio
 
     from loopml.core.config import ProjectConfig
     from loopml.rollout.assignment import bucket
     from loopml.rollout.records import ExperimentSpec
     from loopml.rollout.router import ExperimentRouter
+    from loopml.rollout.sidecar import Sidecar
     from loopml.serve.online.state import ServerState
 
     cfg = ProjectConfig.load(project)
@@ -269,6 +272,13 @@ def in_process(project: str, calls: int = 3000) -> dict[str, dict[str, float]]:
         bare = state.dataplane.inner
         ab = ExperimentRouter(bare, _store(), tick_s=None)
         await ab.start(ExperimentSpec("ab", "ctr", "ab", ("production", "2")))
+        # as a server runs them: rows written, shadows scored, by the rollout sidecar
+        routers = {}
+        for policy in ("ab", "shadow"):
+            store = _store()
+            sidecar = Sidecar(store.url, project=project)
+            routers[policy] = ExperimentRouter(bare, store, tick_s=None, writer=sidecar)
+            await routers[policy].start(ExperimentSpec(policy, "ctr", policy, ("production", "2")))
         versions, names = (None, "2"), ("production", "2")
 
         def as_routed(i: int):  # noqa: ANN202
@@ -296,6 +306,16 @@ def in_process(project: str, calls: int = 3000) -> dict[str, dict[str, float]]:
                 lambda i: ab.infer("ctr", rows[i % 64], headers=unit_headers[i % 1000]),
                 ab.flush,
             ),
+            "router-ab, sidecar": (
+                lambda i: routers["ab"].infer("ctr", rows[i % 64], headers=unit_headers[i % 1000]),
+                routers["ab"].flush,
+            ),
+            "router-shadow, sidecar": (
+                lambda i: routers["shadow"].infer(
+                    "ctr", rows[i % 64], headers=unit_headers[i % 1000]
+                ),
+                routers["shadow"].flush,
+            ),
         }
         for call, drain in paths.values():  # warm up every path before timing any
             await timed(call, 200, drain)
@@ -308,6 +328,8 @@ def in_process(project: str, calls: int = 3000) -> dict[str, dict[str, float]]:
                 times[key] += got
                 cpu[key] += used
         await ab.aclose()
+        for router in routers.values():
+            await router.aclose()
         await state.shutdown()
         return {
             k: {"us": float(np.median(v) * 1e6), "cpu_us": cpu[k] / len(v) * 1e6}
