@@ -225,3 +225,32 @@ def test_mirrors_beyond_the_bound_are_counted_as_dropped_not_queued(project):
 
     asyncio.run(main())
     assert log.mirrored == 5 and log.mirrors_dropped == 8
+
+
+def test_rows_encoded_as_they_come_are_kept_through_a_failed_batch(tmp_path):
+    """With a sidecar the assignment log encodes each row as it is added; a batch the
+    child fails to take stays buffered, encoded, and goes with the next flush."""
+    from loopml.rollout.assignment_log import AssignmentLog
+
+    url = f"sqlite:///{tmp_path}/meta.db"
+    store = ExperimentStore(url)
+    sidecar = Sidecar(url)
+    log = AssignmentLog(sidecar)
+
+    async def main():
+        try:
+            for row in rows(5):
+                log.add(row)
+            assert all(type(r) is bytes for r in log._rows)
+            assert await log.flush() == 5
+            for row in rows(5, start=5):
+                log.add(row)
+            sidecar._proc.stdin.close()  # the child goes away mid-batch
+            assert await log.flush() == 0 and len(log) == 5
+            assert await log.flush() == 5 and len(log) == 0  # a new child takes them
+        finally:
+            await sidecar.aclose()
+
+    asyncio.run(main())
+    assert sorted(r[1] for r in store.timeline("e1")) == sorted(f"r{i}" for i in range(10))
+    assert log.written == 10 and log.lost == 0

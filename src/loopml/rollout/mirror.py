@@ -46,7 +46,7 @@ def mirror(
                 call["request_id"],
                 unit,
                 columns,
-                call["headers"],
+                None,  # headers only route unversioned requests; a mirror names its version
                 call["params"],
                 call["protocol"],
                 time.time(),

@@ -41,7 +41,7 @@ import orjson
 log = logging.getLogger("loopml.rollout")
 
 _LENGTH = struct.Struct("<I")
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
 def _default(value: Any) -> Any:
@@ -107,6 +107,9 @@ class Sidecar:
         self._proc: asyncio.subprocess.Process | None = None
         self._lock: asyncio.Lock | None = None
 
+    #: :class:`~loopml.rollout.assignment_log.AssignmentLog` hands rows over as JSON
+    encodes_rows = True
+
     @property
     def scores_shadows(self) -> bool:
         return self.project is not None
@@ -138,9 +141,11 @@ class Sidecar:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:  # one batch in flight: answers match batches in order
-            body = b"".join(
-                (b'{"rows":', orjson.dumps(rows), b',"mirrors":[', b",".join(mirrors), b"]}")
-            )
+            if rows and type(rows[0]) is bytes:  # encoded one by one as they came
+                encoded = b"[" + b",".join(rows) + b"]"  # type: ignore[arg-type]
+            else:
+                encoded = orjson.dumps(rows)
+            body = b"".join((b'{"rows":', encoded, b',"mirrors":[', b",".join(mirrors), b"]}"))
             frame = _LENGTH.pack(len(body)) + body
             if self._proc is None or self._proc.returncode is not None:
                 self._proc = await self._start()
