@@ -8,8 +8,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
@@ -17,28 +15,6 @@ from loopml.core.errors import ClosedError, ConfigError, ValidationError
 from loopml.storage.queues import MessageBatch, Queue, SeenIds, open_queue, partition_for
 
 BACKENDS = ["sqlite", "redis"]
-
-
-@pytest.fixture
-def queue_spec(request, tmp_path: Path):
-    """(url, namespace) of a fresh queue on the requested backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'queue.db'}", "loopml"
-        return
-    url = request.getfixturevalue("redis_url")
-    namespace = f"test-{uuid.uuid4().hex[:10]}"
-    yield url, namespace
-    q = open_queue(url, namespace=namespace)
-    q.purge()
-    q.close()
-
-
-@pytest.fixture
-def queue(queue_spec) -> Queue:
-    url, namespace = queue_spec
-    q = open_queue(url, namespace=namespace)
-    yield q
-    q.close()
 
 
 pytestmark = pytest.mark.parametrize("queue_spec", BACKENDS, indirect=True)

@@ -15,34 +15,11 @@ import textwrap
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from loopml.core.errors import ValidationError
 from loopml.storage.queues import MessageBatch, Queue, SeenIds, open_queue, partition_for
-
-
-@pytest.fixture
-def queue_spec(request, tmp_path: Path):
-    """(url, namespace) of a fresh queue on the requested backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'queue.db'}", "loopml"
-        return
-    url = request.getfixturevalue("redis_url")
-    namespace = f"test-{uuid.uuid4().hex[:10]}"
-    yield url, namespace
-    q = open_queue(url, namespace=namespace)
-    q.purge()
-    q.close()
-
-
-@pytest.fixture
-def queue(queue_spec) -> Queue:
-    url, namespace = queue_spec
-    q = open_queue(url, namespace=namespace)
-    yield q
-    q.close()
 
 
 def _events(n: int, start: int = 0) -> list[dict]:
