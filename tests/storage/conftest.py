@@ -31,3 +31,24 @@ def queue(queue_spec) -> Queue:
     q = open_queue(url, namespace=namespace)
     yield q
     q.close()
+
+
+def run_until_killed(script: str) -> str:
+    """Run ``script`` in a new interpreter, read the first line it prints, then SIGKILL it
+    (a consumer that dies holding what it read): that line, stripped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    try:
+        line = proc.stdout.readline().strip()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return line

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
+from tests.storage.conftest import run_until_killed
 
 from loopml.core.errors import ClosedError, ConfigError, ValidationError
 from loopml.storage.queues import MessageBatch, Queue, SeenIds, open_queue, partition_for
@@ -129,16 +126,7 @@ def test_pending_survives_sigkill_of_the_consumer_process(queue_spec) -> None:
         time.sleep(60)
         """
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
-    )
-    try:
-        assert proc.stdout.readline().strip() == "40"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    assert run_until_killed(script) == "40"
     back = q.recover("events", "g", "worker")
     assert [m.payload["i"] for m in back] == list(range(15, 40))
     assert [m.payload["i"] for m in q.consume("events", "g", "worker", count=100)] == list(

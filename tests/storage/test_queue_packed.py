@@ -7,16 +7,13 @@ survive a SIGKILL exactly as with one entry per event.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
 import uuid
 
 import pytest
+from tests.storage.conftest import run_until_killed
 
 from loopml.core.errors import ValidationError
 from loopml.storage.queues import MessageBatch, Queue, SeenIds, open_queue, partition_for
@@ -169,16 +166,7 @@ def test_sigkill_inside_a_packed_entry_loses_nothing(queue_spec) -> None:
         time.sleep(60)
         """
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
-    )
-    try:
-        assert proc.stdout.readline().strip() == "30"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    assert run_until_killed(script) == "30"
     back = [m.payload["n"] for m in q.recover("events", "g", "worker")]
     if _is_redis(q):  # whole entries 2-4: the killed client's partial ack died with it
         assert back == list(range(8, 32))
